@@ -1,0 +1,590 @@
+// Package imalog owns the Linux IMA ASCII measurement list
+// (/sys/kernel/security/ima/ascii_runtime_measurements[_<bank>]): a streaming
+// parser for every built-in template (ima, ima-ng, ima-sig, ima-ngv2,
+// ima-sigv2, ima-buf, ima-modsig) and custom "d-ng|n-ng|..." formats, and the
+// exact template-data bytes the kernel hashes, so callers can check template
+// hashes and replay PCRs.
+//
+// Parsing does not verify anything: a parsed Entry is untrusted until its
+// template hash has been checked (CheckTemplateHash) and the list has been
+// replayed against a quote, which is the verifier's job. This package must
+// not import policygen, verifier or archive.
+package imalog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/zest-attest/zest/digests"
+)
+
+// MaxLineBytes bounds one line of the ASCII list. Lines carrying appended
+// module signatures (ima-modsig) or certificates (ima-buf) run to a few KiB;
+// kexec command lines and critical data stay far below this.
+const MaxLineBytes = 1 << 20
+
+// field is one template field id (ima_template.c supported_fields).
+type field uint8
+
+const (
+	fieldD       field = iota + 1 // d: raw digest, no algorithm
+	fieldN                        // n: name (legacy)
+	fieldDNG                      // d-ng: "alg:" NUL digest
+	fieldDNGv2                    // d-ngv2: "type:alg:" NUL digest
+	fieldNNG                      // n-ng: name NUL
+	fieldSig                      // sig: security.ima value
+	fieldBuf                      // buf: raw buffer
+	fieldDModsig                  // d-modsig: like d-ng, may be empty
+	fieldModsig                   // modsig: PKCS#7 blob
+	fieldEVMSig                   // evmsig: security.evm portable signature
+)
+
+var fieldNames = map[string]field{
+	"d": fieldD, "n": fieldN, "d-ng": fieldDNG, "d-ngv2": fieldDNGv2, "n-ng": fieldNNG,
+	"sig": fieldSig, "buf": fieldBuf, "d-modsig": fieldDModsig, "modsig": fieldModsig, "evmsig": fieldEVMSig,
+}
+
+// Template names of the kernel's built-in templates.
+const (
+	TemplateIMA       = "ima"
+	TemplateIMANG     = "ima-ng"
+	TemplateIMASig    = "ima-sig"
+	TemplateIMANGv2   = "ima-ngv2"
+	TemplateIMASigv2  = "ima-sigv2"
+	TemplateIMABuf    = "ima-buf"
+	TemplateIMAModsig = "ima-modsig"
+)
+
+type templateDesc struct {
+	name   string
+	fields []field
+}
+
+var builtin = map[string]*templateDesc{
+	TemplateIMA:       {TemplateIMA, []field{fieldD, fieldN}},
+	TemplateIMANG:     {TemplateIMANG, []field{fieldDNG, fieldNNG}},
+	TemplateIMASig:    {TemplateIMASig, []field{fieldDNG, fieldNNG, fieldSig}},
+	TemplateIMANGv2:   {TemplateIMANGv2, []field{fieldDNGv2, fieldNNG}},
+	TemplateIMASigv2:  {TemplateIMASigv2, []field{fieldDNGv2, fieldNNG, fieldSig}},
+	TemplateIMABuf:    {TemplateIMABuf, []field{fieldDNG, fieldNNG, fieldBuf}},
+	TemplateIMAModsig: {TemplateIMAModsig, []field{fieldDNG, fieldNNG, fieldSig, fieldDModsig, fieldModsig}},
+}
+
+// Digest is a file digest as a d, d-ng or d-ngv2 field carries it.
+type Digest struct {
+	Type      string // d-ngv2 only: "ima" or "verity"
+	Algorithm string // as the kernel names it ("sha256", "sm3"); "" for the d field and prefix-less d-ng
+	Value     []byte
+}
+
+// Alg maps the kernel's algorithm name to zest's; a prefix-less digest is
+// classified by its length (20 bytes: sha1, 16: md5).
+func (d Digest) Alg() (digests.Algorithm, error) {
+	switch d.Algorithm {
+	case "":
+		switch len(d.Value) {
+		case 20:
+			return digests.SHA1, nil
+		case 16:
+			return digests.MD5, nil
+		}
+		return "", fmt.Errorf("digest without algorithm prefix has %d bytes (want 20 for sha1 or 16 for md5)", len(d.Value))
+	case "sm3":
+		return digests.SM3, nil
+	}
+	a, err := digests.ParseAlgorithm(d.Algorithm)
+	if err != nil {
+		return "", err
+	}
+	if a.Size() != len(d.Value) {
+		return "", fmt.Errorf("%s digest has %d bytes, want %d", a, len(d.Value), a.Size())
+	}
+	return a, nil
+}
+
+// Entry is one record of the ASCII list. The Reader reuses Entry values and
+// their byte slices: they are valid until the next call to Next.
+type Entry struct {
+	Line         int    // 1-based line number in the input
+	Offset       int64  // byte offset of the line in the input
+	PCR          uint32 // PCR index (10 unless the policy sets pcr=)
+	TemplateHash []byte // as listed; its length tells the bank of the file
+	Template     string // template name, or the custom format string
+	Digest       Digest // d / d-ng / d-ngv2
+	Name         string // path, or buffer name for ima-buf
+	Sig          []byte // sig field (security.ima value incl. type byte), if any
+	Buf          []byte // buf field, if any
+	ModsigDigest Digest // d-modsig, if any
+	Modsig       []byte // modsig, if any
+	EVMSig       []byte // evmsig, if any
+
+	desc *templateDesc
+}
+
+// IsViolation reports whether the record is a ToMToU/open_writers violation:
+// its template hash is all zeros and its content was never hashed.
+func (e *Entry) IsViolation() bool {
+	for _, b := range e.TemplateHash {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// HasField reports whether the entry's template carries a sig field.
+func (e *Entry) HasSigField() bool { return e.has(fieldSig) }
+
+func (e *Entry) has(f field) bool {
+	if e.desc == nil {
+		return false
+	}
+	for _, x := range e.desc.fields {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// AppendTemplateData appends the bytes the kernel hashes for this record's
+// template hash (ima_crypto.c ima_calc_field_array_hash_tfm): for every
+// template but "ima", each field as little-endian u32 length + data; for the
+// legacy "ima" template, the digest followed by the name in a zero-filled
+// 256-byte buffer, without lengths.
+func (e *Entry) AppendTemplateData(dst []byte) []byte {
+	if e.desc == nil {
+		return dst
+	}
+	if e.desc.name == TemplateIMA {
+		dst = append(dst, e.Digest.Value...)
+		var name [256]byte
+		copy(name[:255], e.Name)
+		return append(dst, name[:]...)
+	}
+	for _, f := range e.desc.fields {
+		switch f {
+		case fieldD:
+			dst = appendField(dst, e.Digest.Value)
+		case fieldN, fieldNNG:
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(e.Name)+1))
+			dst = append(dst, e.Name...)
+			dst = append(dst, 0)
+		case fieldDNG:
+			dst = appendDigestNG(dst, "", e.Digest)
+		case fieldDNGv2:
+			dst = appendDigestNG(dst, e.Digest.Type, e.Digest)
+		case fieldDModsig:
+			if e.ModsigDigest.Algorithm == "" && len(e.ModsigDigest.Value) == 0 {
+				dst = appendField(dst, nil)
+			} else {
+				dst = appendDigestNG(dst, "", e.ModsigDigest)
+			}
+		case fieldSig:
+			dst = appendField(dst, e.Sig)
+		case fieldBuf:
+			dst = appendField(dst, e.Buf)
+		case fieldModsig:
+			dst = appendField(dst, e.Modsig)
+		case fieldEVMSig:
+			dst = appendField(dst, e.EVMSig)
+		}
+	}
+	return dst
+}
+
+func appendField(dst, b []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b)))
+	return append(dst, b...)
+}
+
+func appendDigestNG(dst []byte, typ string, d Digest) []byte {
+	if d.Algorithm == "" {
+		return appendField(dst, d.Value)
+	}
+	n := len(d.Algorithm) + 2 + len(d.Value)
+	if typ != "" {
+		n += len(typ) + 1
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	if typ != "" {
+		dst = append(dst, typ...)
+		dst = append(dst, ':')
+	}
+	dst = append(dst, d.Algorithm...)
+	dst = append(dst, ':', 0)
+	return append(dst, d.Value...)
+}
+
+// TemplateHashAlg is the algorithm of the listed template hash, from its
+// width (the legacy file lists SHA-1; per-bank files list their bank).
+func (e *Entry) TemplateHashAlg() (digests.Algorithm, error) {
+	switch len(e.TemplateHash) {
+	case 20:
+		return digests.SHA1, nil
+	case 32:
+		return digests.SHA256, nil
+	case 48:
+		return digests.SHA384, nil
+	case 64:
+		return digests.SHA512, nil
+	}
+	return "", fmt.Errorf("template hash of %d bytes matches no known algorithm", len(e.TemplateHash))
+}
+
+// ParseError locates a malformed line.
+type ParseError struct {
+	File string // input name, may be empty
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Reader reads entries from an ASCII measurement list.
+type Reader struct {
+	br     *bufio.Reader
+	name   string
+	line   int
+	offset int64
+	long   []byte
+	entry  Entry
+	hexbuf []byte
+	// custom template descriptors seen in this list, by format string
+	custom map[string]*templateDesc
+}
+
+// NewReader returns a Reader; name is used in error messages (usually the
+// file path).
+func NewReader(r io.Reader, name string) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 256<<10), name: name}
+}
+
+// Offset is the number of input bytes consumed so far: the offset of the
+// next line. Incremental attestation resumes from it.
+func (r *Reader) Offset() int64 { return r.offset }
+
+// Next returns the next entry, or io.EOF at the end of the input. Empty lines
+// are skipped. The returned Entry is reused by the following call.
+func (r *Reader) Next() (*Entry, error) {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			continue
+		}
+		if err := r.parse(line); err != nil {
+			return nil, &ParseError{File: r.name, Line: r.line, Msg: err.Error()}
+		}
+		return &r.entry, nil
+	}
+}
+
+func (r *Reader) readLine() ([]byte, error) {
+	start := r.offset
+	line, err := r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		r.long = append(r.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(r.long) > MaxLineBytes {
+				r.line++
+				return nil, &ParseError{File: r.name, Line: r.line, Msg: fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
+			}
+			line, err = r.br.ReadSlice('\n')
+			r.long = append(r.long, line...)
+		}
+		line = r.long
+	}
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: reading line %d: %w", r.name, r.line+1, err)
+	}
+	if len(line) == 0 && err == io.EOF {
+		return nil, io.EOF
+	}
+	if len(line) > MaxLineBytes {
+		r.line++
+		return nil, &ParseError{File: r.name, Line: r.line, Msg: fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
+	}
+	r.line++
+	r.offset += int64(len(line))
+	r.entry.Offset = start
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	return line, nil
+}
+
+// ParseLine parses a single line (without its newline). The Entry does not
+// alias line.
+func ParseLine(line []byte) (*Entry, error) {
+	r := &Reader{}
+	r.line = 1
+	if err := r.parse(line); err != nil {
+		return nil, &ParseError{Line: 1, Msg: err.Error()}
+	}
+	e := r.entry
+	return &e, nil
+}
+
+func cut(b []byte) (tok, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return b, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+func (r *Reader) parse(line []byte) error {
+	e := &r.entry
+	off := e.Offset
+	*e = Entry{Line: r.line, Offset: off}
+	if need := len(line)/2 + 1; cap(r.hexbuf) < need {
+		r.hexbuf = make([]byte, 0, need)
+	}
+	r.hexbuf = r.hexbuf[:0]
+
+	// The kernel prints the PCR with "%2d ", so PCRs below 10 have a leading space.
+	rest := bytes.TrimLeft(line, " ")
+	pcrTok, rest, ok := cut(rest)
+	if !ok {
+		return errors.New("expected \"PCR template-hash template-name fields...\"")
+	}
+	pcr, err := strconv.ParseUint(string(pcrTok), 10, 32)
+	if err != nil || pcr > 23 {
+		return fmt.Errorf("PCR %q is not a number between 0 and 23", clip(pcrTok))
+	}
+	e.PCR = uint32(pcr)
+
+	hashTok, rest, ok := cut(rest)
+	if !ok {
+		return errors.New("missing template name after the template hash")
+	}
+	if e.TemplateHash, err = r.unhex(hashTok); err != nil {
+		return fmt.Errorf("template hash: %w", err)
+	}
+	if _, err := e.TemplateHashAlg(); err != nil {
+		return err
+	}
+
+	nameTok, rest, ok := cut(rest)
+	if !ok {
+		return fmt.Errorf("template %q has no fields", clip(nameTok))
+	}
+	desc, err := r.template(nameTok)
+	if err != nil {
+		return err
+	}
+	e.desc = desc
+	e.Template = desc.name
+
+	for i, f := range desc.fields {
+		var tok []byte
+		if i == len(desc.fields)-1 {
+			tok = rest // the last field keeps any further spaces, as Keylime splits
+		} else {
+			tok, rest, ok = cut(rest)
+			if !ok {
+				return fmt.Errorf("template %s: expected %d fields, found %d", desc.name, len(desc.fields), i+1)
+			}
+		}
+		if err := r.setField(e, f, tok); err != nil {
+			return fmt.Errorf("template %s field %d: %w", desc.name, i+1, err)
+		}
+	}
+	return nil
+}
+
+func (r *Reader) template(tok []byte) (*templateDesc, error) {
+	if d, ok := builtin[string(tok)]; ok { // no allocation: map lookup with string(bytes)
+		return d, nil
+	}
+	if d, ok := r.custom[string(tok)]; ok {
+		return d, nil
+	}
+	if bytes.IndexByte(tok, '|') < 0 {
+		return nil, fmt.Errorf("unknown template %q", clip(tok))
+	}
+	// A custom ima_template_fmt= prints the format itself as the name.
+	parts := strings.Split(string(tok), "|")
+	if len(parts) > 15 {
+		return nil, fmt.Errorf("template format %q has more than 15 fields", clip(tok))
+	}
+	d := &templateDesc{name: string(tok)}
+	for _, p := range parts {
+		f, ok := fieldNames[p]
+		if !ok {
+			return nil, fmt.Errorf("template format %q: unsupported field %q", clip(tok), p)
+		}
+		d.fields = append(d.fields, f)
+	}
+	if r.custom == nil {
+		r.custom = map[string]*templateDesc{}
+	}
+	if len(r.custom) < 16 {
+		r.custom[d.name] = d
+	}
+	return d, nil
+}
+
+func (r *Reader) setField(e *Entry, f field, tok []byte) error {
+	var err error
+	switch f {
+	case fieldD:
+		e.Digest.Value, err = r.unhex(tok)
+		if err == nil && len(e.Digest.Value) != 20 && len(e.Digest.Value) != 16 {
+			err = fmt.Errorf("digest has %d bytes, want 20 (sha1) or 16 (md5)", len(e.Digest.Value))
+		}
+	case fieldN, fieldNNG:
+		if len(tok) == 0 {
+			return errors.New("empty name")
+		}
+		if bytes.IndexByte(tok, 0) >= 0 {
+			return errors.New("name contains a NUL byte")
+		}
+		e.Name = string(tok)
+	case fieldDNG, fieldDModsig:
+		var d Digest
+		if f == fieldDModsig && len(tok) == 0 {
+			return nil
+		}
+		d, err = r.digestNG(tok, false)
+		if f == fieldDNG {
+			e.Digest = d
+		} else {
+			e.ModsigDigest = d
+		}
+	case fieldDNGv2:
+		e.Digest, err = r.digestNG(tok, true)
+	case fieldSig:
+		e.Sig, err = r.unhex(tok)
+	case fieldBuf:
+		e.Buf, err = r.unhex(tok)
+	case fieldModsig:
+		e.Modsig, err = r.unhex(tok)
+	case fieldEVMSig:
+		e.EVMSig, err = r.unhex(tok)
+	}
+	return err
+}
+
+func (r *Reader) digestNG(tok []byte, v2 bool) (Digest, error) {
+	var d Digest
+	if v2 {
+		typ, rest, ok := bytes.Cut(tok, []byte{':'})
+		if !ok {
+			return d, fmt.Errorf("digest %q: want type:algorithm:hex", clip(tok))
+		}
+		switch string(typ) {
+		case "ima":
+			d.Type = "ima"
+		case "verity":
+			d.Type = "verity"
+		default:
+			return d, fmt.Errorf("digest type %q: want ima or verity", clip(typ))
+		}
+		tok = rest
+	}
+	alg, hexv, ok := bytes.Cut(tok, []byte{':'})
+	if !ok {
+		hexv = tok
+		alg = nil
+	} else {
+		if len(alg) == 0 || len(alg) > 32 {
+			return d, fmt.Errorf("digest %q: bad algorithm name", clip(tok))
+		}
+		d.Algorithm = internAlg(alg)
+	}
+	v, err := r.unhex(hexv)
+	if err != nil {
+		return d, err
+	}
+	d.Value = v
+	if d.Algorithm == "" && len(v) != 20 && len(v) != 16 {
+		return d, fmt.Errorf("digest without algorithm prefix has %d bytes, want 20 (sha1) or 16 (md5)", len(v))
+	}
+	return d, nil
+}
+
+func internAlg(b []byte) string {
+	switch string(b) {
+	case "sha1":
+		return "sha1"
+	case "sha256":
+		return "sha256"
+	case "sha384":
+		return "sha384"
+	case "sha512":
+		return "sha512"
+	case "md5":
+		return "md5"
+	case "sm3":
+		return "sm3"
+	}
+	return string(b)
+}
+
+// unhex decodes into the reader's scratch buffer, which parse sized for the
+// whole line up front, so slices of earlier fields stay valid.
+func (r *Reader) unhex(h []byte) ([]byte, error) {
+	if len(h)%2 != 0 {
+		return nil, fmt.Errorf("hex value %q has odd length", clip(h))
+	}
+	n := len(h) / 2
+	start := len(r.hexbuf)
+	if cap(r.hexbuf)-start < n {
+		return nil, errors.New("internal error: hex scratch buffer too small")
+	}
+	out := r.hexbuf[start : start+n : start+n]
+	if _, err := hex.Decode(out, h); err != nil {
+		return nil, fmt.Errorf("bad hex value %q: %w", clip(h), err)
+	}
+	r.hexbuf = r.hexbuf[:start+n]
+	return out, nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:61]) + "..."
+	}
+	return string(b)
+}
+
+// CheckTemplateHash recomputes the template hash with the algorithm of the
+// listed value and compares. Violation records are not hashed by the kernel
+// and are reported as ErrViolation.
+func (e *Entry) CheckTemplateHash(scratch []byte) ([]byte, error) {
+	if e.IsViolation() {
+		return scratch, ErrViolation
+	}
+	alg, err := e.TemplateHashAlg()
+	if err != nil {
+		return scratch, err
+	}
+	h, err := alg.New()
+	if err != nil {
+		return scratch, err
+	}
+	scratch = e.AppendTemplateData(scratch[:0])
+	h.Write(scratch)
+	var sum [64]byte
+	if got := h.Sum(sum[:0]); !bytes.Equal(got, e.TemplateHash) {
+		return scratch, fmt.Errorf("template hash %x does not match the record (computed %s %x)", e.TemplateHash, alg, got)
+	}
+	return scratch, nil
+}
+
+// ErrViolation marks a violation record (all-zero template hash).
+var ErrViolation = errors.New("violation record (ToMToU/open_writers): content not measured")
