@@ -139,8 +139,12 @@ func (e *Entry) IsViolation() bool {
 	return true
 }
 
-// HasField reports whether the entry's template carries a sig field.
+// HasSigField reports whether the entry's template carries a sig field.
 func (e *Entry) HasSigField() bool { return e.has(fieldSig) }
+
+// HasBufField reports whether the entry's template carries a buf field
+// (ima-buf, or a custom format with buf): a buffer measurement, not a file.
+func (e *Entry) HasBufField() bool { return e.has(fieldBuf) }
 
 func (e *Entry) has(f field) bool {
 	if e.desc == nil {

@@ -1,0 +1,411 @@
+package policygen
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zest-attest/zest/digests"
+	"github.com/zest-attest/zest/digests/allowlist"
+	"github.com/zest-attest/zest/digests/imalog"
+	"github.com/zest-attest/zest/digests/imasig"
+	"github.com/zest-attest/zest/schema"
+)
+
+// HashSource is an input that hashes files itself (a filesystem tree, an
+// initrd, ...) and therefore needs the policy's digest algorithm before it
+// can start. Open is called once, after the algorithm is known.
+type HashSource struct {
+	Name string // for reports and errors, e.g. "rootfs /mnt/image"
+	Open func(alg digests.Algorithm) (digests.Source, error)
+}
+
+// RuntimeOptions describes one `zest policy runtime` run. File inputs are
+// paths; every error names the file and the line or offset.
+type RuntimeOptions struct {
+	// Algorithm for hashing sources; "" guesses from the inputs (see
+	// resolveAlgorithm) and falls back to sha256.
+	Algorithm digests.Algorithm
+
+	BasePolicy   string   // merge into this policy (its release and settings are kept)
+	Allowlists   []string // flat "<hex>  <path>" files
+	IMALogs      []string // ASCII measurement lists from golden machines
+	HashSources  []HashSource
+	ExcludeFiles []string // one RE2 regex per line; '#' comments
+
+	Keyrings         bool     // add keys measured into keyrings (ima-buf with a certificate) to keyrings
+	IMABuf           bool     // add other ima-buf measurements (critical data, kexec cmdline) to ima-buf
+	IgnoredKeyrings  []string // added to ima.ignored_keyrings; "*" ignores all
+	VerificationKeys []string // key or certificate files for verification-keys
+	LogHashAlg       string   // ima.log_hash_alg; "" keeps the base policy's or "sha1"
+
+	// SkipTemplateHashCheck accepts IMA log lines whose template hash does
+	// not match their content. Off by default: a golden log with garbled
+	// lines would give a policy nobody can trust.
+	SkipTemplateHashCheck bool
+
+	Timestamp time.Time // zero: no meta.timestamp, so output is reproducible
+}
+
+// SourceReport says what one input contributed.
+type SourceReport struct {
+	Source  string `json:"source"`
+	Entries int    `json:"entries"`
+	Skipped int    `json:"skipped,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// Report describes a generation run.
+type Report struct {
+	Algorithm    digests.Algorithm `json:"algorithm"`
+	AlgorithmWhy string            `json:"algorithm_from"`
+	Sources      []SourceReport    `json:"sources"`
+	Paths        int               `json:"paths"`
+	Digests      int               `json:"digests"`
+}
+
+// GenerateRuntime builds a runtime policy from the inputs in opts.
+func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, *Report, error) {
+	rep := &Report{}
+	p := NewRuntimePolicy()
+	var hints []*algHint
+
+	if opts.BasePolicy != "" {
+		data, err := readFile(opts.BasePolicy)
+		if err != nil {
+			return nil, nil, err
+		}
+		base, err := ParseRuntimePolicy(data, opts.BasePolicy)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.Release = base.Release
+		p.IMA.LogHashAlg = base.IMA.LogHashAlg
+		p.VerificationKeys = base.VerificationKeys
+		mergeInto(p, base)
+		h, err := hintFromMap("base policy "+opts.BasePolicy, base.Digests)
+		if err != nil {
+			return nil, nil, err
+		}
+		hints = append(hints, h)
+		rep.Sources = append(rep.Sources, SourceReport{Source: "base policy " + opts.BasePolicy, Entries: len(base.Digests)})
+	}
+
+	for _, f := range opts.Allowlists {
+		m := map[string][]string{}
+		n, err := readAllowlist(f, m, p.Keyrings)
+		if err != nil {
+			return nil, nil, err
+		}
+		h, err := hintFromMap("allowlist "+f, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		hints = append(hints, h)
+		addAll(p.Digests, m)
+		rep.Sources = append(rep.Sources, SourceReport{Source: "allowlist " + f, Entries: n})
+	}
+
+	ignored := slices.Concat(p.IMA.IgnoredKeyrings, opts.IgnoredKeyrings)
+	for _, f := range opts.IMALogs {
+		h := &algHint{source: "IMA log " + f}
+		sr, err := readIMALog(ctx, f, p, h, opts, ignored)
+		if err != nil {
+			return nil, nil, err
+		}
+		hints = append(hints, h)
+		rep.Sources = append(rep.Sources, sr)
+	}
+
+	alg, why, err := resolveAlgorithm(opts.Algorithm, hints)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Algorithm, rep.AlgorithmWhy = alg, why
+
+	for _, hs := range opts.HashSources {
+		src, err := hs.Open(alg)
+		if err != nil {
+			return nil, nil, err
+		}
+		n := 0
+		err = src.Walk(ctx, func(d digests.Digest) error {
+			n++
+			addDigest(p.Digests, d.Path, hex.EncodeToString(d.Value))
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Sources = append(rep.Sources, SourceReport{Source: hs.Name, Entries: n})
+	}
+
+	for _, f := range opts.ExcludeFiles {
+		n, err := p.AddExcludeFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Sources = append(rep.Sources, SourceReport{Source: "excludes " + f, Entries: n})
+	}
+	p.IMA.IgnoredKeyrings = ignored
+	if err := p.AddVerificationKeyFiles(opts.VerificationKeys...); err != nil {
+		return nil, nil, err
+	}
+
+	if opts.LogHashAlg != "" {
+		a, err := digests.ParseAlgorithm(opts.LogHashAlg)
+		if err != nil || a.Size() == 0 || a == digests.MD5 || a == digests.SM3 {
+			return nil, nil, fmt.Errorf("log hash algorithm %q: want sha1, sha256, sha384 or sha512", opts.LogHashAlg)
+		}
+		p.IMA.LogHashAlg = string(a)
+	}
+	if !opts.Timestamp.IsZero() {
+		p.Meta.Timestamp = FormatTimestamp(opts.Timestamp)
+	}
+	p.Meta.Generator = GeneratorLegacy
+	p.Normalize()
+	for _, l := range p.Digests {
+		rep.Digests += len(l)
+	}
+	rep.Paths = len(p.Digests)
+
+	// The same checks Keylime's verifier runs on upload, so a generated
+	// policy is never one Keylime refuses.
+	out, err := p.Marshal(FormatKeylime)
+	if err != nil {
+		return nil, nil, err
+	}
+	if errs := schema.Validate(schema.RuntimePolicy, out, schema.Options{}); len(errs) > 0 {
+		return nil, nil, &ValidationError{File: "generated policy", Errors: errs}
+	}
+	return p, rep, nil
+}
+
+// FormatTimestamp writes t the way Keylime's str(datetime.now()) does, in UTC.
+func FormatTimestamp(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02 15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05.000000")
+}
+
+// MaxInputBytes bounds policy, key and other small JSON/PEM inputs read whole.
+const MaxInputBytes = 1 << 30
+
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxInputBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxInputBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxInputBytes)
+	}
+	return data, nil
+}
+
+func addDigest(m map[string][]string, path, d string) {
+	l := m[path]
+	if slices.Contains(l, d) {
+		return
+	}
+	m[path] = append(l, d)
+}
+
+func addAll(dst, src map[string][]string) {
+	for k, l := range src {
+		for _, d := range l {
+			addDigest(dst, k, d)
+		}
+	}
+}
+
+// mergeInto adds src's digests, excludes, keyrings, ima-buf entries and
+// ignored keyrings to dst (Keylime's update_base_policy).
+func mergeInto(dst, src *RuntimePolicy) {
+	addAll(dst.Digests, src.Digests)
+	addAll(dst.Keyrings, src.Keyrings)
+	addAll(dst.IMABuf, src.IMABuf)
+	dst.Excludes = append(dst.Excludes, src.Excludes...)
+	dst.IMA.IgnoredKeyrings = append(dst.IMA.IgnoredKeyrings, src.IMA.IgnoredKeyrings...)
+}
+
+func readAllowlist(name string, digestsMap, keyrings map[string][]string) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := allowlist.NewReader(f, name)
+	n := 0
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+		if e.Keyring != "" {
+			addDigest(keyrings, e.Keyring, hex.EncodeToString(e.Value))
+			continue
+		}
+		addDigest(digestsMap, e.Path, hex.EncodeToString(e.Value))
+	}
+}
+
+func keyringIgnored(ignored []string, name string) bool {
+	return slices.Contains(ignored, "*") || slices.Contains(ignored, name)
+}
+
+func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, opts RuntimeOptions, ignored []string) (SourceReport, error) {
+	sr := SourceReport{Source: "IMA log " + name}
+	f, err := os.Open(name)
+	if err != nil {
+		return sr, err
+	}
+	defer f.Close()
+	r := imalog.NewReader(bufio.NewReaderSize(f, 1<<20), name)
+	var scratch []byte
+	violations := 0
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sr, err
+		}
+		if e.Line%65536 == 0 && ctx.Err() != nil {
+			return sr, ctx.Err()
+		}
+		alg, err := e.Digest.Alg()
+		if err != nil {
+			return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
+		}
+		if e.IsViolation() && e.Name != "boot_aggregate" {
+			// ToMToU/open_writers records carry a zero digest, not a measurement.
+			violations++
+			continue
+		}
+		if !opts.SkipTemplateHashCheck {
+			if scratch, err = e.CheckTemplateHash(scratch); err != nil && !errors.Is(err, imalog.ErrViolation) {
+				return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
+			}
+		}
+		d := hex.EncodeToString(e.Digest.Value)
+		sr.Entries++
+		if e.HasBufField() {
+			if _, cerr := x509.ParseCertificate(e.Buf); cerr == nil {
+				if opts.Keyrings && !keyringIgnored(ignored, e.Name) {
+					addDigest(p.Keyrings, e.Name, d)
+				} else {
+					sr.Skipped++
+				}
+			} else if opts.IMABuf {
+				addDigest(p.IMABuf, e.Name, d)
+			} else {
+				sr.Skipped++
+			}
+			continue
+		}
+		if e.Name != "boot_aggregate" {
+			h.add(alg)
+		}
+		addDigest(p.Digests, e.Name, d)
+	}
+	if violations > 0 {
+		sr.Note = fmt.Sprintf("%d violation records (ToMToU/open_writers) carry no digest and were left out", violations)
+	}
+	if sr.Skipped > 0 {
+		note := fmt.Sprintf("%d ima-buf records left out (use --keyrings / --ima-buf to include them)", sr.Skipped)
+		if sr.Note != "" {
+			note = sr.Note + "; " + note
+		}
+		sr.Note = note
+	}
+	return sr, nil
+}
+
+// AddExcludeFile appends the expressions of an exclude list (ReadExcludes)
+// and returns how many there were.
+func (p *RuntimePolicy) AddExcludeFile(name string) (int, error) {
+	ex, err := ReadExcludes(name)
+	if err != nil {
+		return 0, err
+	}
+	p.Excludes = append(p.Excludes, ex...)
+	return len(ex), nil
+}
+
+// AddVerificationKeyFiles adds IMA signature verification keys (PEM or DER
+// certificates, public or private keys; RSA or ECDSA) to verification-keys.
+func (p *RuntimePolicy) AddVerificationKeyFiles(files ...string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	kr, err := imasig.ParseKeyring(p.VerificationKeys)
+	if err != nil {
+		return fmt.Errorf("existing verification-keys: %w", err)
+	}
+	for _, f := range files {
+		data, err := readFile(f)
+		if err != nil {
+			return err
+		}
+		k, err := imasig.LoadKey(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := kr.Add(k); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	p.VerificationKeys = kr.String()
+	return nil
+}
+
+// ReadExcludes reads an exclude list: one regular expression per line,
+// blank lines and '#' comments skipped. Every expression must be one that
+// zest (RE2) and Keylime (Python re, all joined into one alternation) both
+// accept, or Keylime would silently disable all excludes (its defect D8).
+func ReadExcludes(name string) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 0, 4096), 64<<10)
+	var out []string
+	line := 0
+	for s.Scan() {
+		line++
+		t := strings.TrimSpace(s.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if err := schema.CheckExclude(t); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		out = append(out, t)
+	}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,265 @@
+package schema
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"strings"
+)
+
+// Checks named by @check in the .cue files: constraints CUE cannot state
+// (a regexp that must compile, JSON inside a string, a DER key) or that are
+// too slow in CUE for 10^5 keys (digest_map).
+var checkNames = map[string]bool{
+	"digest_map":    true,
+	"exclude":       true,
+	"exclude_list":  true,
+	"ima_keyring":   true,
+	"keyring_pairs": true,
+	"pubkey":        true,
+	"python_regex":  true,
+	"nonempty":      true,
+}
+
+func (w *walker) runCheck(n *node, v jval, p jpath) {
+	switch n.check {
+	case "digest_map":
+		// Reached only with slowMaps: CUE already did the work.
+	case "exclude":
+		if err := CheckExclude(str(w.data, v)); err != nil {
+			w.add(p, reasonOf(err))
+		}
+	case "exclude_list":
+		w.excludeGroups(v, p)
+	case "python_regex":
+		if err := checkPythonRegex(str(w.data, v)); err != nil {
+			w.add(p, reasonOf(err))
+		}
+	case "ima_keyring":
+		w.keyring(v, p)
+	case "keyring_pairs":
+		w.keyringPairs(v, p)
+	case "pubkey":
+		if msg := checkPubKey(str(w.data, v)); msg != "" {
+			w.add(p, msg)
+		}
+	case "nonempty":
+		n.loadFields()
+		for k := range members(w.data, v) {
+			if _, ok := n.fields[str(w.data, k)]; ok {
+				return
+			}
+		}
+		w.add(p, "must name at least one of "+strings.Join(n.order, ", ")+", got "+shown(w.data, v))
+	default:
+		w.add(p, fmt.Sprintf("internal error: unknown schema check %q", n.check))
+	}
+}
+
+// digestMap validates Keylime's digests-object (#DigestMap) in one pass over
+// the bytes: every value a non-empty list of ^[0-9a-f]{40,128}$ strings. The
+// messages come from the same CUE nodes the slow path would use.
+func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
+	n.loadFields()
+	if n.pattern == nil {
+		w.add(p, "internal error: digest_map check on a schema without [string] pattern")
+		return
+	}
+	list := w.info(*n.pattern, pat+".*")
+	list.loadList()
+	es, epat, _ := list.elem(0, pat+".*")
+	elem := w.info(es, epat)
+
+	type bad struct {
+		ord int // member ordinal, to apply last-wins afterwards
+		key jval
+		at  int // element index, or -1 for the list itself
+		msg string
+	}
+	var bads []bad
+	var seen map[string]struct{}
+	if w.strict {
+		seen = make(map[string]struct{})
+	}
+	ord := 0
+	for k, val := range members(w.data, v) {
+		if w.strict {
+			key := str(w.data, k)
+			if _, dup := seen[key]; dup {
+				w.add(p.key(key), "duplicate key (Keylime keeps the last value)")
+			}
+			seen[key] = struct{}{}
+		}
+		if val.kind != jArray {
+			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got " + shown(w.data, val)})
+			ord++
+			continue
+		}
+		count := 0
+		for i, el := range elements(w.data, val) {
+			count++
+			if el.kind == jString && hexDigestOK(w.data, el) {
+				continue
+			}
+			bads = append(bads, bad{ord, k, i, "must be " + elem.expect + ", got " + shown(w.data, el)})
+		}
+		if count == 0 {
+			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got an empty list"})
+		}
+		ord++
+	}
+	if len(bads) == 0 {
+		return
+	}
+	// Keylime never sees a value that a later duplicate key replaced, so
+	// neither do we (outside strict mode). Keys are decoded only now, for
+	// the few members with errors.
+	last := make(map[string]int)
+	for _, b := range bads {
+		last[str(w.data, b.key)] = -1
+	}
+	if !w.strict {
+		i := 0
+		for k := range members(w.data, v) {
+			key := str(w.data, k)
+			if _, ok := last[key]; ok {
+				last[key] = i
+			}
+			i++
+		}
+	}
+	for _, b := range bads {
+		key := str(w.data, b.key)
+		if !w.strict && last[key] != b.ord {
+			continue
+		}
+		ep := p.key(key)
+		if b.at >= 0 {
+			ep = ep.idx(b.at)
+		}
+		w.add(ep, b.msg)
+	}
+}
+
+// hexDigestOK reports whether a string value matches ^[0-9a-f]{40,128}$
+// after JSON unescaping.
+func hexDigestOK(data []byte, v jval) bool {
+	raw, escaped := rawString(data, v)
+	if escaped {
+		return hexDigestString(str(data, v))
+	}
+	if len(raw) < 40 || len(raw) > 128 {
+		return false
+	}
+	for _, c := range raw {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func hexDigestString(s string) bool {
+	if len(s) < 40 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// excludeGroups finds a named group reused across excludes. Each exclude may
+// be fine alone, but Keylime compiles them joined as (e1)|(e2)|..., where
+// Python rejects the second definition and then ignores every exclude.
+func (w *walker) excludeGroups(v jval, p jpath) {
+	first := make(map[string]int)
+	for i, el := range elements(w.data, v) {
+		if el.kind != jString {
+			continue
+		}
+		names, err := pyScan(str(w.data, el))
+		if err != nil {
+			continue // reported by the element's own check
+		}
+		for _, name := range names {
+			if j, ok := first[name]; ok {
+				w.add(p.idx(i), fmt.Sprintf("group name %q is already used by excludes[%d]; Keylime joins all excludes into one expression, Python rejects a repeated group name and then ignores every exclude, so rename one of them", name, j))
+				continue
+			}
+			first[name] = i
+		}
+	}
+}
+
+// keyring validates the verification-keys string: empty, or JSON matching
+// #IMAKeyring. Problems inside it are reported at the string's path, with
+// the position inside the embedded document in the message.
+func (w *walker) keyring(v jval, p jpath) {
+	s := str(w.data, v)
+	if s == "" {
+		return
+	}
+	inner := []byte(s)
+	top, err := scan(inner)
+	if err != nil {
+		se := err.(*syntaxError)
+		w.add(p, fmt.Sprintf("must hold an IMA keyring as JSON, but it is not valid JSON: byte %d: %s", se.off, se.msg))
+		return
+	}
+	sub := &walker{c: w.c, data: inner, strict: w.strict, slowMaps: w.slowMaps}
+	sub.walk(w.c.imaKeyring, "#IMAKeyring", top, nil)
+	for _, is := range sub.issues {
+		w.add(p, "keyring "+is.path.String()+": "+is.msg)
+	}
+	w.dropped += sub.dropped
+}
+
+func (w *walker) keyringPairs(v jval, p jpath) {
+	var ids, keys int
+	var idsOK, keysOK bool
+	for k, val := range members(w.data, v) {
+		if val.kind != jArray {
+			continue
+		}
+		n := 0
+		for range elements(w.data, val) {
+			n++
+		}
+		switch str(w.data, k) {
+		case "keyids":
+			ids, idsOK = n, true
+		case "pubkeys":
+			keys, keysOK = n, true
+		}
+	}
+	if idsOK && keysOK && ids != keys {
+		w.add(p, fmt.Sprintf("keyids and pubkeys must pair up one to one, got %d keyids and %d pubkeys", ids, keys))
+	}
+}
+
+// checkPubKey returns why s is not base64 of an RSA or ECDSA
+// SubjectPublicKeyInfo that zest can use, or "".
+func checkPubKey(s string) string {
+	der, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Sprintf("must be standard base64 of a DER public key: %v", err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return fmt.Sprintf("must be base64 of a DER SubjectPublicKeyInfo that Go can parse: %v", err)
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		return ""
+	case ed25519.PublicKey:
+		return "is an Ed25519 key; IMA signatures are verified with RSA or ECDSA keys only"
+	}
+	return fmt.Sprintf("is a %T; IMA signatures are verified with RSA or ECDSA keys only", pub)
+}
