@@ -341,7 +341,7 @@ func TestSchemaAnnotations(t *testing.T) {
 		}
 		if n.kind&cue.ListKind != 0 {
 			n.loadList()
-			for i := 0; i <= n.prefix; i++ {
+			for i := 0; i <= len(n.prefix); i++ {
 				if es, epat, ok := n.elem(i, pat); ok {
 					visit(w.info(es, epat), epat, depth+1)
 				}

@@ -38,8 +38,8 @@ type node struct {
 
 	// Lists.
 	listDone bool
-	prefix   int  // number of positional element types
-	open     bool // further elements allowed
+	prefix   []cue.Value // positional element types
+	rest     *cue.Value  // type of further elements, if allowed
 }
 
 type field struct {
@@ -57,6 +57,17 @@ type walker struct {
 
 	issues  []issue
 	dropped int
+
+	// verdicts remembers scalar checks within one document: refstates
+	// repeat values (every dbx entry has the same SignatureOwner), and one
+	// CUE evaluation costs about 10µs.
+	verdicts map[verdictKey]bool
+}
+
+type verdictKey struct {
+	n    *node
+	kind jkind
+	lit  string
 }
 
 func (w *walker) add(p jpath, msg string) {
@@ -161,21 +172,27 @@ func (n *node) loadList() {
 		return
 	}
 	n.listDone = true
-	for n.prefix < 16 && n.s.LookupPath(cue.MakePath(cue.Index(n.prefix))).Exists() {
-		n.prefix++
+	for i := 0; i < 16; i++ {
+		v := n.s.LookupPath(cue.MakePath(cue.Index(i)))
+		if !v.Exists() {
+			break
+		}
+		n.prefix = append(n.prefix, v)
 	}
-	n.open = n.s.LookupPath(cue.MakePath(cue.AnyIndex)).Exists()
+	if v := n.s.LookupPath(cue.MakePath(cue.AnyIndex)); v.Exists() {
+		n.rest = &v
+	}
 }
 
 // elem returns the schema and pattern of element i.
 func (n *node) elem(i int, pat string) (cue.Value, string, bool) {
-	if i < n.prefix {
-		return n.s.LookupPath(cue.MakePath(cue.Index(i))), fmt.Sprintf("%s[%d]", pat, i), true
+	if i < len(n.prefix) {
+		return n.prefix[i], fmt.Sprintf("%s[%d]", pat, i), true
 	}
-	if !n.open {
+	if n.rest == nil {
 		return cue.Value{}, "", false
 	}
-	return n.s.LookupPath(cue.MakePath(cue.AnyIndex)), pat + "[]", true
+	return *n.rest, pat + "[]", true
 }
 
 // kindOf is the CUE kind of a JSON value as Keylime's jsonschema sees it.
@@ -289,7 +306,7 @@ func (w *walker) array(n *node, pat string, v jval, p jpath) bool {
 		}
 		w.walk(es, epat, el, p.idx(i))
 	}
-	if count < n.prefix || (!n.open && count > n.prefix) {
+	if count < len(n.prefix) || (n.rest == nil && count > len(n.prefix)) {
 		w.mismatch(p, n, v)
 		return false
 	}
@@ -298,30 +315,46 @@ func (w *walker) array(n *node, pat string, v jval, p jpath) bool {
 
 // scalar asks CUE whether the literal satisfies the schema at n.
 func (w *walker) scalar(n *node, v jval, p jpath) bool {
-	var e ast.Expr
 	raw := w.data[v.off:v.end]
+	key := verdictKey{n: n, kind: v.kind}
+	if v.kind == jString {
+		key.lit = str(w.data, v)
+	} else {
+		key.lit = string(raw)
+	}
+	ok, seen := w.verdicts[key]
+	if !seen {
+		ok = n.s.Unify(w.c.ctx.BuildExpr(w.literal(key.lit, v))).Validate(cue.Concrete(true)) == nil
+		if w.verdicts == nil {
+			w.verdicts = make(map[verdictKey]bool)
+		}
+		w.verdicts[key] = ok
+	}
+	if !ok {
+		w.mismatch(p, n, v)
+	}
+	return ok
+}
+
+// literal is the CUE expression for a scalar JSON value; s is the decoded
+// string or the raw literal.
+func (w *walker) literal(s string, v jval) ast.Expr {
 	switch v.kind {
 	case jNull:
-		e = ast.NewNull()
+		return ast.NewNull()
 	case jBool:
-		e = ast.NewBool(raw[0] == 't')
+		return ast.NewBool(s == "true")
 	case jString:
-		e = ast.NewString(str(w.data, v))
-	case jNumber:
-		lit, isInt := number(raw, w.strict)
-		tok := token.FLOAT
-		if isInt {
-			tok = token.INT
-		}
-		neg := strings.HasPrefix(lit, "-")
-		e = &ast.BasicLit{Kind: tok, Value: strings.TrimPrefix(lit, "-")}
-		if neg {
-			e = &ast.UnaryExpr{Op: token.SUB, X: e}
-		}
+		return ast.NewString(s)
 	}
-	if err := n.s.Unify(w.c.ctx.BuildExpr(e)).Validate(cue.Concrete(true)); err != nil {
-		w.mismatch(p, n, v)
-		return false
+	lit, isInt := number([]byte(s), w.strict)
+	tok := token.FLOAT
+	if isInt {
+		tok = token.INT
 	}
-	return true
+	var e ast.Expr = &ast.BasicLit{Kind: tok, Value: strings.TrimPrefix(lit, "-")}
+	if strings.HasPrefix(lit, "-") {
+		e = &ast.UnaryExpr{Op: token.SUB, X: e}
+	}
+	return e
 }

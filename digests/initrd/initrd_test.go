@@ -446,9 +446,11 @@ func TestDetect(t *testing.T) {
 	}
 }
 
+// FuzzRead is seeded with the small fixtures only: initrd-mixed.img has a
+// segment of every format. With the 15-40 KiB ones the fuzzer spends its
+// minutes minimizing rather than exploring; TestFixtures covers them.
 func FuzzRead(f *testing.F) {
-	for _, name := range []string{"initrd-mixed.img", "early.cpio", "initrd-gzip.img", "initrd-xz.img",
-		"initrd-zstd.img", "initrd-lz4.img", "initrd-bzip2.img", "initrd-lzma.img", "initrd-gzip2.img"} {
+	for _, name := range []string{"initrd-mixed.img", "early.cpio"} {
 		f.Add(fixture(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
