@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -177,16 +178,64 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 	}
 	rep.Paths = len(p.Digests)
 
-	// The same checks Keylime's verifier runs on upload, so a generated
-	// policy is never one Keylime refuses.
-	out, err := p.Marshal(FormatKeylime)
-	if err != nil {
+	if err := p.check("generated policy"); err != nil {
 		return nil, nil, err
 	}
-	if errs := schema.Validate(schema.RuntimePolicy, out, schema.Options{}); len(errs) > 0 {
-		return nil, nil, &ValidationError{File: "generated policy", Errors: errs}
-	}
 	return p, rep, nil
+}
+
+// check runs the schema Keylime's verifier applies on upload, so a policy
+// zest writes is never one Keylime refuses. The digest maps are built here
+// from decoded bytes, so only their lengths can be wrong (an md5 digest from
+// a legacy "ima" record has 32 hex digits, below Keylime's 40); they are
+// checked in Go and the rest of the policy with the CUE schema, which would
+// be slow on maps with 10^5 keys.
+func (p *RuntimePolicy) check(name string) error {
+	var errs []schema.Error
+	for _, m := range []struct {
+		key string
+		m   map[string][]string
+	}{{"digests", p.Digests}, {"keyrings", p.Keyrings}, {"ima-buf", p.IMABuf}} {
+		for k, l := range m.m {
+			for i, d := range l {
+				if len(d) < 40 || len(d) > 128 {
+					errs = append(errs, schema.Error{
+						Path: jsonPath(m.key, k, i),
+						Msg:  fmt.Sprintf("%d hex digits: Keylime accepts only 40 to 128 (md5 digests are not accepted)", len(d)),
+					})
+				}
+			}
+		}
+	}
+	skel := *p
+	skel.Digests, skel.Keyrings, skel.IMABuf = nil, nil, nil
+	out, err := skel.Marshal(FormatKeylime)
+	if err != nil {
+		return err
+	}
+	errs = append(errs, schema.Validate(schema.RuntimePolicy, out, schema.Options{})...)
+	if len(errs) > 0 {
+		return &ValidationError{File: name, Errors: errs}
+	}
+	return nil
+}
+
+// jsonPath formats a path to one digest the way schema errors do.
+func jsonPath(mapKey, name string, i int) string {
+	seg := func(s string) string {
+		ident := s != ""
+		for j, r := range s {
+			if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || j > 0 && r >= '0' && r <= '9') {
+				ident = false
+			}
+		}
+		if ident {
+			return "." + s
+		}
+		q, _ := json.Marshal(s)
+		return "[" + string(q) + "]"
+	}
+	return fmt.Sprintf("$%s%s[%d]", seg(mapKey), seg(name), i)
 }
 
 // FormatTimestamp writes t the way Keylime's str(datetime.now()) does, in UTC.
@@ -268,6 +317,44 @@ func readAllowlist(name string, digestsMap, keyrings map[string][]string) (int, 
 	}
 }
 
+// digestSet collects name -> digests with one map lookup per record and no
+// allocation for names and digests already present: the hot path of
+// policies from million-line IMA logs.
+type digestSet struct {
+	m map[string]*[]string
+}
+
+func newDigestSet() *digestSet { return &digestSet{m: map[string]*[]string{}} }
+
+func (s *digestSet) add(name, d []byte) {
+	l, ok := s.m[string(name)]
+	if !ok {
+		s.m[string(name)] = &[]string{string(d)}
+		return
+	}
+	for _, x := range *l {
+		if x == string(d) {
+			return
+		}
+	}
+	*l = append(*l, string(d))
+}
+
+func (s *digestSet) mergeInto(m map[string][]string) {
+	for k, l := range s.m {
+		if old, ok := m[k]; ok {
+			for _, d := range *l {
+				if !slices.Contains(old, d) {
+					old = append(old, d)
+				}
+			}
+			m[k] = old
+		} else {
+			m[k] = *l
+		}
+	}
+}
+
 func keyringIgnored(ignored []string, name string) bool {
 	return slices.Contains(ignored, "*") || slices.Contains(ignored, name)
 }
@@ -279,9 +366,11 @@ func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, 
 		return sr, err
 	}
 	defer f.Close()
-	r := imalog.NewReader(bufio.NewReaderSize(f, 1<<20), name)
-	var scratch []byte
+	r := imalog.NewReader(f, name)
+	var checker imalog.Checker
+	var hexbuf [2 * 64]byte
 	violations := 0
+	files := newDigestSet()
 	for {
 		e, err := r.Next()
 		if err == io.EOF {
@@ -297,37 +386,39 @@ func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, 
 		if err != nil {
 			return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
 		}
-		if e.IsViolation() && e.Name != "boot_aggregate" {
+		bootAggregate := string(e.RawName) == "boot_aggregate"
+		if e.IsViolation() && !bootAggregate {
 			// ToMToU/open_writers records carry a zero digest, not a measurement.
 			violations++
 			continue
 		}
 		if !opts.SkipTemplateHashCheck {
-			if scratch, err = e.CheckTemplateHash(scratch); err != nil && !errors.Is(err, imalog.ErrViolation) {
+			if err = checker.Check(e); err != nil && !errors.Is(err, imalog.ErrViolation) {
 				return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
 			}
 		}
-		d := hex.EncodeToString(e.Digest.Value)
+		d := hexbuf[:hex.Encode(hexbuf[:], e.Digest.Value)]
 		sr.Entries++
 		if e.HasBufField() {
 			if _, cerr := x509.ParseCertificate(e.Buf); cerr == nil {
-				if opts.Keyrings && !keyringIgnored(ignored, e.Name) {
-					addDigest(p.Keyrings, e.Name, d)
+				if opts.Keyrings && !keyringIgnored(ignored, e.Name()) {
+					addDigest(p.Keyrings, e.Name(), string(d))
 				} else {
 					sr.Skipped++
 				}
 			} else if opts.IMABuf {
-				addDigest(p.IMABuf, e.Name, d)
+				addDigest(p.IMABuf, e.Name(), string(d))
 			} else {
 				sr.Skipped++
 			}
 			continue
 		}
-		if e.Name != "boot_aggregate" {
+		if !bootAggregate {
 			h.add(alg)
 		}
-		addDigest(p.Digests, e.Name, d)
+		files.add(e.RawName, d)
 	}
+	files.mergeInto(p.Digests)
 	if violations > 0 {
 		sr.Note = fmt.Sprintf("%d violation records (ToMToU/open_writers) carry no digest and were left out", violations)
 	}

@@ -188,6 +188,7 @@ const (
 // cannot carry other bytes, and Go's encoder would silently replace them.
 func (p *RuntimePolicy) Marshal(f Format) ([]byte, error) {
 	e := &encoder{ascii: f == FormatKeylime, pretty: f == FormatPretty}
+	e.buf.Grow(estimateSize(p))
 	e.policy(p)
 	if e.err != nil {
 		return nil, e.err
@@ -196,6 +197,24 @@ func (p *RuntimePolicy) Marshal(f Format) ([]byte, error) {
 		e.buf.WriteByte('\n')
 	}
 	return e.buf.Bytes(), nil
+}
+
+// estimateSize guesses the encoded size so the buffer grows once: large
+// policies have 10^5..10^6 paths and regrowing dominated encoding time.
+func estimateSize(p *RuntimePolicy) int {
+	n := 1024 + len(p.VerificationKeys)
+	for _, m := range []map[string][]string{p.Digests, p.Keyrings, p.IMABuf} {
+		for k, l := range m {
+			n += len(k) + 12
+			for _, d := range l {
+				n += len(d) + 4
+			}
+		}
+	}
+	for _, x := range p.Excludes {
+		n += len(x) + 8
+	}
+	return n
 }
 
 type encoder struct {
@@ -318,6 +337,18 @@ func (e *encoder) str(s, where string) {
 	}
 	b := &e.buf
 	b.WriteByte('"')
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || (e.ascii && c >= 0x7f) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
 	for _, r := range s {
 		switch {
 		case r == '"':

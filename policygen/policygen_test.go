@@ -347,3 +347,20 @@ func TestIMALogErrors(t *testing.T) {
 		}
 	}
 }
+
+// A legacy "ima" record may carry an md5 digest (32 hex digits), which
+// Keylime's schema refuses: generation must fail, naming the path.
+func TestMD5DigestRefused(t *testing.T) {
+	dir := t.TempDir()
+	line := "10 0000000000000000000000000000000000000001 ima 0123456789abcdef0123456789abcdef /usr/bin/old tool"
+	e, err := imalog.ParseLine([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := sha1.Sum(e.AppendTemplateData(nil))
+	f := writeFile(t, dir, "log", fmt.Sprintf("10 %x ima 0123456789abcdef0123456789abcdef /usr/bin/old tool\n", th))
+	_, _, err = GenerateRuntime(context.Background(), RuntimeOptions{IMALogs: []string{f}})
+	if err == nil || !strings.Contains(err.Error(), `$.digests["/usr/bin/old tool"][0]: 32 hex digits`) {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"hash/maphash"
 	"strings"
 )
 
@@ -80,19 +81,10 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 		msg string
 	}
 	var bads []bad
-	var seen map[string]struct{}
-	if w.strict {
-		seen = make(map[string]struct{})
-	}
+	dups := newDupFinder(w.strict)
 	ord := 0
 	for k, val := range members(w.data, v) {
-		if w.strict {
-			key := str(w.data, k)
-			if _, dup := seen[key]; dup {
-				w.add(p.key(key), "duplicate key (Keylime keeps the last value)")
-			}
-			seen[key] = struct{}{}
-		}
+		dups.add(w.data, k)
 		if val.kind != jArray {
 			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got " + shown(w.data, val)})
 			ord++
@@ -110,6 +102,9 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got an empty list"})
 		}
 		ord++
+	}
+	for _, key := range dups.duplicates(w.data, v) {
+		w.add(p.key(key), "duplicate key (Keylime keeps the last value)")
 	}
 	if len(bads) == 0 {
 		return
@@ -144,31 +139,87 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 	}
 }
 
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
+
+// dupFinder spots repeated keys among 10^5 object members without keeping
+// every key as a string: it remembers 64-bit hashes and compares real keys
+// only for hashes seen twice.
+type dupFinder struct {
+	on       bool
+	seed     maphash.Seed
+	hashes   map[uint64]struct{}
+	collided map[uint64]struct{}
+}
+
+func newDupFinder(on bool) *dupFinder {
+	if !on {
+		return &dupFinder{}
+	}
+	return &dupFinder{on: true, seed: maphash.MakeSeed(), hashes: make(map[uint64]struct{})}
+}
+
+func (d *dupFinder) hash(data []byte, k jval) uint64 {
+	raw, escaped := rawString(data, k)
+	if escaped {
+		return maphash.String(d.seed, str(data, k))
+	}
+	return maphash.Bytes(d.seed, raw)
+}
+
+func (d *dupFinder) add(data []byte, k jval) {
+	if !d.on {
+		return
+	}
+	h := d.hash(data, k)
+	if _, ok := d.hashes[h]; ok {
+		if d.collided == nil {
+			d.collided = make(map[uint64]struct{})
+		}
+		d.collided[h] = struct{}{}
+		return
+	}
+	d.hashes[h] = struct{}{}
+}
+
+// duplicates returns each key of obj that occurs more than once, once per
+// extra occurrence.
+func (d *dupFinder) duplicates(data []byte, obj jval) []string {
+	if len(d.collided) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool)
+	var out []string
+	for k := range members(data, obj) {
+		if _, ok := d.collided[d.hash(data, k)]; !ok {
+			continue
+		}
+		key := str(data, k)
+		if seen[key] {
+			out = append(out, key)
+		}
+		seen[key] = true
+	}
+	return out
+}
+
 // hexDigestOK reports whether a string value matches ^[0-9a-f]{40,128}$
 // after JSON unescaping.
 func hexDigestOK(data []byte, v jval) bool {
 	raw, escaped := rawString(data, v)
 	if escaped {
-		return hexDigestString(str(data, v))
+		s := str(data, v)
+		raw = []byte(s)
 	}
 	if len(raw) < 40 || len(raw) > 128 {
 		return false
 	}
 	for _, c := range raw {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func hexDigestString(s string) bool {
-	if len(s) < 40 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		if !lowerHex[c] {
 			return false
 		}
 	}

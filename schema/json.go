@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -252,9 +253,24 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
+// plainByte marks the bytes a JSON string may hold as they are: printable
+// ASCII other than '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (s *scanner) str() error {
 	s.pos++ // opening quote
 	for s.pos < len(s.data) {
+		for s.pos < len(s.data) && plainByte[s.data[s.pos]] {
+			s.pos++
+		}
+		if s.pos >= len(s.data) {
+			break
+		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
@@ -366,14 +382,21 @@ func skipWS(data []byte, i int) int {
 func stringEnd(data []byte, i int) int {
 	i++
 	for i < len(data) {
-		switch data[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i += 2
-		default:
-			i++
+		q := bytes.IndexByte(data[i:], '"')
+		if q < 0 {
+			return len(data)
 		}
+		i += q
+		// The quote closes the string unless an odd number of backslashes
+		// precedes it.
+		bs := 0
+		for k := i - 1; k >= 0 && data[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return i + 1
+		}
+		i++
 	}
 	return i
 }

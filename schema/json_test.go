@@ -93,10 +93,10 @@ func TestNumber(t *testing.T) {
 	// Expected values: Python 3.11 json.loads + jsonschema 4.26
 	// Draft202012Validator({"type": "integer"}).is_valid(x).
 	tests := []struct {
-		raw          string
-		strict       bool
-		wantLit      string
-		wantInt      bool
+		raw     string
+		strict  bool
+		wantLit string
+		wantInt bool
 	}{
 		{"1", false, "1", true},
 		{"-7", false, "-7", true},

@@ -1,7 +1,12 @@
 package schema
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -168,6 +173,42 @@ func TestRefstateFixtures(t *testing.T) {
 			if errs := Validate(MBRefstate, readFile(t, name), Options{Strict: strict}); errs != nil {
 				t.Errorf("%s strict=%v:\n%s", name, strict, joinErrors(errs))
 			}
+		}
+	}
+}
+
+// TestRefstateCmdlineMatchesLog checks the hand-derived fixtures against the
+// logs they came from: the kernel_cmdline regex must fullmatch GRUB's PCR 8
+// string in the binary log, whose SHA-256 (text after the prefix) is the
+// logged digest quoted in reference notes §13.4.
+func TestRefstateCmdlineMatchesLog(t *testing.T) {
+	tests := []struct {
+		refstate, log, wantSHA256 string
+	}{
+		{"testdata/refstate-secureboot.json", "binary_bios_measurements-secureboot", "55aaa5dc5ea00b720c56c5ed346d06f650e501dfd3e462c43f257db7e7336269"},
+		{"testdata/refstate-no-secureboot.json", "binary_bios_measurements", ""},
+	}
+	for _, tt := range tests {
+		var ref struct {
+			Kernels []struct {
+				Cmdline string `json:"kernel_cmdline"`
+			} `json:"kernels"`
+		}
+		if err := json.Unmarshal(readFile(t, tt.refstate), &ref); err != nil {
+			t.Fatal(err)
+		}
+		log := readFile(t, keylimeFixtures+"create-mb-policy/"+tt.log)
+		i := bytes.Index(log, []byte("kernel_cmdline: "))
+		if i < 0 {
+			t.Fatalf("%s: no kernel_cmdline event", tt.log)
+		}
+		text := string(log[i : i+bytes.IndexByte(log[i:], 0)])
+		if sum := sha256.Sum256([]byte(strings.TrimPrefix(text, "kernel_cmdline: "))); tt.wantSHA256 != "" && hex.EncodeToString(sum[:]) != tt.wantSHA256 {
+			t.Errorf("%s: digest %x, want %s", tt.log, sum, tt.wantSHA256)
+		}
+		re := regexp.MustCompile("^(?:kernel_cmdline: " + ref.Kernels[0].Cmdline + ")$")
+		if !re.MatchString(text) {
+			t.Errorf("%s: %q does not fullmatch %q", tt.refstate, ref.Kernels[0].Cmdline, text)
 		}
 	}
 }

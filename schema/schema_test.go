@@ -291,11 +291,11 @@ func TestConcurrentValidate(t *testing.T) {
 	policy := readFile(t, keylimeFixtures+"runtime-policy-test.json")
 	refstate := readFile(t, "testdata/refstate-secureboot.json")
 	var wg sync.WaitGroup
-	for i := range 8 {
+	for i := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 5 {
+			for range 3 {
 				if errs := Validate(RuntimePolicy, policy, Options{Strict: i%2 == 0}); len(errs) != 1 {
 					t.Errorf("policy: %v", errs)
 				}

@@ -24,8 +24,8 @@ const maxIssues = 10000
 
 // node caches what the walker needs from one schema position.
 type node struct {
-	s      cue.Value
-	kind   cue.Kind
+	s         cue.Value
+	kind      cue.Kind
 	expect    string
 	expectSet bool // expect came from an @expect attribute
 	check     string

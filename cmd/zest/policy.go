@@ -52,14 +52,14 @@ func (o *outputFlags) encode(p *policygen.RuntimePolicy) ([]byte, error) {
 
 func (a *app) policyRuntimeCmd() *cobra.Command {
 	var (
-		opts                         policygen.RuntimeOptions
-		rootfs, skips, initrds       []string
-		algo, base                   string
-		noDefaultSkips, crossMounts  bool
-		rootOwnedOnly, includeEarly  bool
-		workers                      int
-		legacy, timestamp            bool
-		out                          outputFlags
+		opts                        policygen.RuntimeOptions
+		rootfs, skips, initrds      []string
+		algo, base                  string
+		noDefaultSkips, crossMounts bool
+		rootOwnedOnly, includeEarly bool
+		workers                     int
+		legacy, timestamp           bool
+		out                         outputFlags
 	)
 	c := &cobra.Command{
 		Use:   "runtime",
@@ -369,4 +369,3 @@ is validated before it is written.`,
 	out.register(c)
 	return c
 }
-

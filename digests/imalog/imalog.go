@@ -13,6 +13,7 @@ package imalog
 
 import (
 	"bufio"
+	"hash"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
@@ -110,7 +111,8 @@ func (d Digest) Alg() (digests.Algorithm, error) {
 }
 
 // Entry is one record of the ASCII list. The Reader reuses Entry values and
-// their byte slices: they are valid until the next call to Next.
+// their byte slices (RawName aliases the input buffer): they are valid until
+// the next call to Next.
 type Entry struct {
 	Line         int    // 1-based line number in the input
 	Offset       int64  // byte offset of the line in the input
@@ -118,7 +120,7 @@ type Entry struct {
 	TemplateHash []byte // as listed; its length tells the bank of the file
 	Template     string // template name, or the custom format string
 	Digest       Digest // d / d-ng / d-ngv2
-	Name         string // path, or buffer name for ima-buf
+	RawName      []byte // path, or buffer name for ima-buf; see Name
 	Sig          []byte // sig field (security.ima value incl. type byte), if any
 	Buf          []byte // buf field, if any
 	ModsigDigest Digest // d-modsig, if any
@@ -127,6 +129,10 @@ type Entry struct {
 
 	desc *templateDesc
 }
+
+// Name returns the path (or buffer name) as a string. RawName avoids the
+// allocation for callers that only look names up.
+func (e *Entry) Name() string { return string(e.RawName) }
 
 // IsViolation reports whether the record is a ToMToU/open_writers violation:
 // its template hash is all zeros and its content was never hashed.
@@ -170,7 +176,7 @@ func (e *Entry) AppendTemplateData(dst []byte) []byte {
 	if e.desc.name == TemplateIMA {
 		dst = append(dst, e.Digest.Value...)
 		var name [256]byte
-		copy(name[:255], e.Name)
+		copy(name[:255], e.RawName)
 		return append(dst, name[:]...)
 	}
 	for _, f := range e.desc.fields {
@@ -178,8 +184,8 @@ func (e *Entry) AppendTemplateData(dst []byte) []byte {
 		case fieldD:
 			dst = appendField(dst, e.Digest.Value)
 		case fieldN, fieldNNG:
-			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(e.Name)+1))
-			dst = append(dst, e.Name...)
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(e.RawName)+1))
+			dst = append(dst, e.RawName...)
 			dst = append(dst, 0)
 		case fieldDNG:
 			dst = appendDigestNG(dst, "", e.Digest)
@@ -340,6 +346,7 @@ func ParseLine(line []byte) (*Entry, error) {
 		return nil, &ParseError{Line: 1, Msg: err.Error()}
 	}
 	e := r.entry
+	e.RawName = bytes.Clone(e.RawName)
 	return &e, nil
 }
 
@@ -458,7 +465,7 @@ func (r *Reader) setField(e *Entry, f field, tok []byte) error {
 		if bytes.IndexByte(tok, 0) >= 0 {
 			return errors.New("name contains a NUL byte")
 		}
-		e.Name = string(tok)
+		e.RawName = tok
 	case fieldDNG, fieldDModsig:
 		var d Digest
 		if f == fieldDModsig && len(tok) == 0 {
@@ -568,27 +575,56 @@ func clip(b []byte) string {
 
 // CheckTemplateHash recomputes the template hash with the algorithm of the
 // listed value and compares. Violation records are not hashed by the kernel
-// and are reported as ErrViolation.
-func (e *Entry) CheckTemplateHash(scratch []byte) ([]byte, error) {
+// and are reported as ErrViolation. For many records use a Checker, which
+// reuses its buffers.
+func (e *Entry) CheckTemplateHash() error {
+	var c Checker
+	return c.Check(e)
+}
+
+// Checker checks template hashes, reusing hash states and buffers across
+// records. The zero value is ready to use; it is not safe for concurrent use.
+type Checker struct {
+	hashes  [4]hash.Hash // sha1, sha256, sha384, sha512
+	scratch []byte
+	sum     [64]byte
+}
+
+// Check is Entry.CheckTemplateHash without per-record allocations.
+func (c *Checker) Check(e *Entry) error {
 	if e.IsViolation() {
-		return scratch, ErrViolation
+		return ErrViolation
 	}
 	alg, err := e.TemplateHashAlg()
 	if err != nil {
-		return scratch, err
+		return err
 	}
-	h, err := alg.New()
-	if err != nil {
-		return scratch, err
+	i := 0
+	switch alg {
+	case digests.SHA256:
+		i = 1
+	case digests.SHA384:
+		i = 2
+	case digests.SHA512:
+		i = 3
 	}
-	scratch = e.AppendTemplateData(scratch[:0])
-	h.Write(scratch)
-	var sum [64]byte
-	if got := h.Sum(sum[:0]); !bytes.Equal(got, e.TemplateHash) {
-		return scratch, fmt.Errorf("template hash %x does not match the record (computed %s %x)", e.TemplateHash, alg, got)
+	if c.hashes[i] == nil {
+		if c.hashes[i], err = alg.New(); err != nil {
+			return err
+		}
 	}
-	return scratch, nil
+	h := c.hashes[i]
+	h.Reset()
+	c.scratch = e.AppendTemplateData(c.scratch[:0])
+	h.Write(c.scratch)
+	if got := h.Sum(c.sum[:0]); !bytes.Equal(got, e.TemplateHash) {
+		return fmt.Errorf("template hash %x does not match the record (computed %s %x)", e.TemplateHash, alg, got)
+	}
+	return nil
 }
+
+// TemplateData returns the template data of the last record Check hashed.
+func (c *Checker) TemplateData() []byte { return c.scratch }
 
 // ErrViolation marks a violation record (all-zero template hash).
 var ErrViolation = errors.New("violation record (ToMToU/open_writers): content not measured")

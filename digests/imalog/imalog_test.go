@@ -74,14 +74,14 @@ func TestTemplateData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.Template != tt.template || e.Name != tt.name || e.PCR != 10 {
-				t.Fatalf("parsed %q %q pcr %d", e.Template, e.Name, e.PCR)
+			if e.Template != tt.template || e.Name() != tt.name || e.PCR != 10 {
+				t.Fatalf("parsed %q %q pcr %d", e.Template, e.Name(), e.PCR)
 			}
 			data := e.AppendTemplateData(nil)
 			if tt.dataHex != "" && hex.EncodeToString(data) != tt.dataHex {
 				t.Errorf("template data\n got %x\nwant %s", data, tt.dataHex)
 			}
-			if _, err := e.CheckTemplateHash(nil); err != nil {
+			if err := e.CheckTemplateHash(); err != nil {
 				t.Errorf("template hash: %v", err)
 			}
 			if tt.sha256Hex != "" {
@@ -104,7 +104,7 @@ func TestReplayRustKeylimeLog(t *testing.T) {
 	r := NewReader(f, f.Name())
 	var pcr1 [20]byte
 	var pcr256 [32]byte
-	var scratch []byte
+	var c Checker
 	n := 0
 	for {
 		e, err := r.Next()
@@ -115,11 +115,11 @@ func TestReplayRustKeylimeLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		n++
-		if scratch, err = e.CheckTemplateHash(scratch); err != nil {
+		if err = c.Check(e); err != nil {
 			t.Fatalf("line %d: %v", e.Line, err)
 		}
 		pcr1 = sha1.Sum(append(pcr1[:], e.TemplateHash...))
-		d := sha256.Sum256(scratch)
+		d := sha256.Sum256(c.TemplateData())
 		pcr256 = sha256.Sum256(append(pcr256[:], d[:]...))
 	}
 	if n != 826 {
@@ -263,7 +263,7 @@ func FuzzParse(f *testing.F) {
 			if !bytes.Equal(a, b) {
 				t.Fatal("non-deterministic template data")
 			}
-			_, _ = e.CheckTemplateHash(nil)
+			_ = e.CheckTemplateHash()
 			_, _ = e.Digest.Alg()
 		}
 	})

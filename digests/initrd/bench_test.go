@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// makeBigImage writes a gzip initrd of about 50 MB: 2,000 files of 4 KiB to
+// makeBigImage writes a gzip initrd of about 50 MB: about 800 files of 4 KiB to
 // 256 KiB, each half random bytes and half repeated text, which compresses
 // about 2.5:1 like real initramfs contents (modules, binaries).
 func makeBigImage(b *testing.B) (string, int64) {
@@ -55,7 +55,7 @@ func makeBigImage(b *testing.B) (string, int64) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		text := []byte("module_param(debug, int, 0644); MODULE_LICENSE(\"GPL\"); /* zest bench */\n")
 		var w newc
-		for i := 0; w.Len() < 125<<20; i++ {
+		for i := 0; w.Len() < 100<<20; i++ {
 			size := 4<<10 + rng.IntN(252<<10)
 			data := make([]byte, size)
 			for j := 0; j < size/2; j += 8 {

@@ -241,33 +241,58 @@ type splitter struct {
 }
 
 func (s *splitter) Read(p []byte) (int, error) {
-	for {
-		if len(s.pending) > 0 {
-			n := copy(p, s.pending)
-			s.pending = s.pending[n:]
-			return n, nil
-		}
-		if s.raw > 0 {
-			if int64(len(p)) > s.raw {
-				p = p[:s.raw]
-			}
-			n, err := s.in.Read(p)
-			s.raw -= int64(n)
-			if err == io.EOF && s.raw > 0 {
-				err = io.ErrUnexpectedEOF
-			} else if err == io.EOF {
-				err = nil
-			}
-			return n, err
-		}
+	if err := s.fill(); err != nil {
+		return 0, err
+	}
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		s.pending = s.pending[n:]
+		return n, nil
+	}
+	if int64(len(p)) > s.raw {
+		p = p[:s.raw]
+	}
+	n, err := s.in.Read(p)
+	s.raw -= int64(n)
+	if err == io.EOF && s.raw > 0 {
+		err = io.ErrUnexpectedEOF
+	} else if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// ReadByte makes the splitter an io.ByteReader: the LZMA decoder reads a
+// byte at a time and would otherwise wrap it in a one-byte Read each time.
+func (s *splitter) ReadByte() (byte, error) {
+	if err := s.fill(); err != nil {
+		return 0, err
+	}
+	if len(s.pending) > 0 {
+		c := s.pending[0]
+		s.pending = s.pending[1:]
+		return c, nil
+	}
+	c, err := s.in.ReadByte()
+	if err != nil {
+		return 0, eofIsUnexpected(err)
+	}
+	s.raw--
+	return c, nil
+}
+
+// fill runs step until there is something to pass on, or an error.
+func (s *splitter) fill() error {
+	for len(s.pending) == 0 && s.raw == 0 {
 		if s.err != nil {
-			return 0, s.err
+			return s.err
 		}
 		s.pending = s.buf[:0]
 		if s.err = s.step(); s.err != nil && s.err != io.EOF {
 			s.err = fmt.Errorf("%s: at offset %d: %w", s.name, s.in.off, s.err)
 		}
 	}
+	return nil
 }
 
 // more reads n more structure bytes, queues them after those read so far in

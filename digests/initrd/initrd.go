@@ -17,6 +17,16 @@
 // the legacy format the kernel reads (Keylime looks for the newer frame
 // format); lzo is refused (no decoder) instead of being passed to xzcat.
 //
+// Limits: xz segments must use LZMA2 alone (no BCJ filters; the decoder
+// lacks them); xz and lzma dictionaries and zstd windows above MaxWindow are
+// refused; legacy lz4 runs to the end of the file or to a zero chunk size,
+// as it has no end marker; a bzip2 segment followed by exactly one byte
+// fails. Paths are archive names cleaned lexically: a file archived as
+// "bin/x" under a "bin -> usr/bin" symlink is reported as /bin/x, and
+// entries whose parent directory is missing (which the kernel fails to
+// create) are still reported. Names are bytes: non-UTF-8 names pass
+// through unchanged.
+//
 // It must not import policygen, verifier, archive or any CLI package; it
 // never prints, logs or exits.
 package initrd
