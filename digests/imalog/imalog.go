@@ -13,12 +13,12 @@ package imalog
 
 import (
 	"bufio"
-	"hash"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"strings"
