@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Sizes and limits. The entry limits are librpm's (lib/header.cc
@@ -524,7 +525,7 @@ func (h *Header) checkDigests() error {
 			return err
 		}
 		got := hex.EncodeToString(c.sum(h.main.Bytes()))
-		if want != got {
+		if !strings.EqualFold(want, got) {
 			return &FormatError{
 				Input: h.input, Offset: h.main.Start(), Section: "main header", Tag: c.tag,
 				Msg: fmt.Sprintf("bytes %d..%d hash to %s, signature header says %s", h.main.Start(), h.end, got, want),

@@ -55,9 +55,10 @@ var ErrSourcePackage = errors.New("source package")
 
 // File is a digests.Source over one .rpm file.
 type File struct {
-	path string
-	opts Options
-	hdr  *Header
+	path  string
+	opts  Options
+	hdr   *Header
+	files []FileInfo
 }
 
 // New reads path's header and returns a source over its files. It fails on
@@ -83,10 +84,11 @@ func New(path string, opts Options) (*File, error) {
 	if alg == digests.MD5 && !opts.AllowMD5 {
 		return nil, fmt.Errorf("rpm: %s: %w", path, ErrMD5)
 	}
-	if _, err := hdr.Files(); err != nil {
+	files, err := hdr.Files()
+	if err != nil {
 		return nil, err
 	}
-	return &File{path: path, opts: opts, hdr: hdr}, nil
+	return &File{path: path, opts: opts, hdr: hdr, files: files}, nil
 }
 
 // Header returns the package's header.
@@ -108,13 +110,9 @@ func (f *File) Walk(ctx context.Context, yield func(digests.Digest) error) error
 	if err != nil {
 		return err
 	}
-	files, err := f.hdr.Files()
-	if err != nil {
-		return err
-	}
 	var n int64
-	for i := range files {
-		fi := &files[i]
+	for i := range f.files {
+		fi := &f.files[i]
 		if !fi.HasContentDigest() {
 			continue
 		}

@@ -397,6 +397,17 @@ func TestMalformed(t *testing.T) {
 	mainIL := int64(binary.BigEndian.Uint32(raw[mainStart+8:]))
 	sigEntry := func(i int64) int64 { return 96 + 16 + 16*i }
 	mainEntry := func(i int64) int64 { return mainStart + 16 + 16*i }
+	sigIndex := func(tag Tag) int64 {
+		for i := int64(0); i < sigIL; i++ {
+			if Tag(binary.BigEndian.Uint32(raw[sigEntry(i):])) == tag {
+				return i
+			}
+		}
+		t.Fatalf("no signature tag %s", tag)
+		return 0
+	}
+	noDigests := patch(raw, sigEntry(sigIndex(TagSigSHA1)), be32(268)...)
+	noDigests = patch(noDigests, sigEntry(sigIndex(TagSigSHA256)), be32(272)...)
 	mainIndex := func(tag Tag) int64 {
 		for i := int64(0); i < mainIL; i++ {
 			if Tag(binary.BigEndian.Uint32(raw[mainEntry(i):])) == tag {
@@ -418,6 +429,7 @@ func TestMalformed(t *testing.T) {
 		{"sig magic", "bad header magic", patch(raw, 96, 0), "signature header", 96},
 		{"sig entries", "index entries (limit 32)", patch(raw, 104, be32(33)...), "signature header", 104},
 		{"sig no entries", "no index entries", patch(raw, 104, be32(0)...), "signature header", 104},
+		{"no header digest", "no header digest", noDigests, "signature header", 96},
 		{"main too big", "exceed", patch(raw, mainStart+12, be32(MaxHeaderBytes)...), "main header", mainStart + 12},
 		{"main il > rpm", "limit 65535", patch(raw, mainStart+8, be32(0x10000)...), "main header", mainStart + 8},
 		{"huge dl", "truncated", patch(raw, mainStart+12, be32(32<<20)...), "main header", int64(len(raw))},
@@ -550,5 +562,47 @@ func TestDecompressorLimits(t *testing.T) {
 	}
 	if err := read("lz4", lz); err == nil {
 		t.Error("unknown compressor accepted")
+	}
+}
+
+// TestInconsistentHeaders: values that parse but contradict each other.
+func TestInconsistentHeaders(t *testing.T) {
+	// The signature header is not covered by the header digest, so a
+	// signature can be altered without ReadHeader noticing; Files must.
+	raw := readFixture(t, "signed-rsa.rpm")
+	at := bytes.Index(raw, []byte("030204f3452d23"))
+	if at < 0 {
+		t.Fatal("no RSA sha256 signature in signed-rsa.rpm")
+	}
+	h, err := ReadHeader(bytes.NewReader(patch(raw, int64(at+5), '6')), "x.rpm") // hash_algo sha512
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Files(); err == nil || !strings.Contains(err.Error(), "tag 274 (FILESIGNATURES)") || !strings.Contains(err.Error(), "sha512") {
+		t.Errorf("signature over another algorithm: %v", err)
+	}
+	if _, err := h.KeyIDs(); err == nil {
+		t.Error("KeyIDs accepted a signature over another algorithm")
+	}
+
+	// FILEDIGESTALGO 3 (RIPEMD-160) is valid for rpm, unusable for IMA.
+	raw = readFixture(t, "gzip-sha256.rpm")
+	h, err = ReadHeader(bytes.NewReader(raw), "x.rpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := h.main.lookup(TagFileDigestAlgo)
+	off := h.main.dataOffset(e)
+	if binary.BigEndian.Uint32(raw[off:]) != 8 {
+		t.Fatalf("FILEDIGESTALGO at %d is not 8", off)
+	}
+	h, err = readHeader(bytes.NewReader(patch(raw, off, be32(3)...)), "x.rpm", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Files()
+	var fe *FormatError
+	if !errors.Is(err, ErrUnknownAlgorithm) || !errors.As(err, &fe) || fe.Offset != off || fe.Tag != TagFileDigestAlgo {
+		t.Errorf("FILEDIGESTALGO 3: %v", err)
 	}
 }
