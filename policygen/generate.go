@@ -324,7 +324,7 @@ type digestSet struct {
 	m map[string]*[]string
 }
 
-func newDigestSet() *digestSet { return &digestSet{m: map[string]*[]string{}} }
+func newDigestSet(hint int) *digestSet { return &digestSet{m: make(map[string]*[]string, hint)} }
 
 func (s *digestSet) add(name, d []byte) {
 	l, ok := s.m[string(name)]
@@ -340,7 +340,12 @@ func (s *digestSet) add(name, d []byte) {
 	*l = append(*l, string(d))
 }
 
-func (s *digestSet) mergeInto(m map[string][]string) {
+// mergeInto adds the set to m and returns m (a new, right-sized map when m
+// is empty).
+func (s *digestSet) mergeInto(m map[string][]string) map[string][]string {
+	if len(m) == 0 {
+		m = make(map[string][]string, len(s.m))
+	}
 	for k, l := range s.m {
 		if old, ok := m[k]; ok {
 			for _, d := range *l {
@@ -353,6 +358,7 @@ func (s *digestSet) mergeInto(m map[string][]string) {
 			m[k] = *l
 		}
 	}
+	return m
 }
 
 func keyringIgnored(ignored []string, name string) bool {
@@ -370,7 +376,11 @@ func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, 
 	var checker imalog.Checker
 	var hexbuf [2 * 64]byte
 	violations := 0
-	files := newDigestSet()
+	hint := 0
+	if st, err := f.Stat(); err == nil {
+		hint = int(min(st.Size()/160, 1<<22)) // ~160 bytes per ima-ng line; paths are mostly distinct
+	}
+	files := newDigestSet(hint)
 	for {
 		e, err := r.Next()
 		if err == io.EOF {
@@ -418,7 +428,7 @@ func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, 
 		}
 		files.add(e.RawName, d)
 	}
-	files.mergeInto(p.Digests)
+	p.Digests = files.mergeInto(p.Digests)
 	if violations > 0 {
 		sr.Note = fmt.Sprintf("%d violation records (ToMToU/open_writers) carry no digest and were left out", violations)
 	}
