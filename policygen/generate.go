@@ -29,6 +29,14 @@ type HashSource struct {
 	Open func(alg digests.Algorithm) (digests.Source, error)
 }
 
+// NamedSource is a source whose digests carry their own algorithm
+// (package headers): they are added as they are, whatever algorithm the
+// hashing sources use.
+type NamedSource struct {
+	Name   string
+	Source digests.Source
+}
+
 // RuntimeOptions describes one `zest policy runtime` run. File inputs are
 // paths; every error names the file and the line or offset.
 type RuntimeOptions struct {
@@ -36,11 +44,16 @@ type RuntimeOptions struct {
 	// resolveAlgorithm) and falls back to sha256.
 	Algorithm digests.Algorithm
 
-	BasePolicy   string   // merge into this policy (its release and settings are kept)
-	Allowlists   []string // flat "<hex>  <path>" files
-	IMALogs      []string // ASCII measurement lists from golden machines
-	HashSources  []HashSource
-	ExcludeFiles []string // one RE2 regex per line; '#' comments
+	BasePolicy  string   // merge into this policy (its release and settings are kept)
+	Allowlists  []string // flat "<hex>  <path>" files
+	IMALogs     []string // ASCII measurement lists from golden machines
+	HashSources []HashSource
+	// PackageSources yield digests in their own algorithms (RPM FILEDIGESTS,
+	// ...). Their IMA signatures are not stored in the policy (Keylime has
+	// no place for them): the verifier checks ima-sig records with
+	// verification-keys, so the report lists signing keyids missing there.
+	PackageSources []NamedSource
+	ExcludeFiles   []string // one RE2 regex per line; '#' comments
 
 	Keyrings         bool     // add keys measured into keyrings (ima-buf with a certificate) to keyrings
 	IMABuf           bool     // add other ima-buf measurements (critical data, kexec cmdline) to ima-buf
@@ -71,6 +84,16 @@ type Report struct {
 	Sources      []SourceReport    `json:"sources"`
 	Paths        int               `json:"paths"`
 	Digests      int               `json:"digests"`
+	// MissingSigningKeys lists keyids that sign package files but are not in
+	// verification-keys: ima-sig records signed by them will only pass on
+	// their digests.
+	MissingSigningKeys []MissingKey `json:"missing_signing_keys,omitempty"`
+}
+
+// MissingKey is an IMA signing key the policy does not carry.
+type MissingKey struct {
+	KeyID string `json:"keyid"`
+	Files int    `json:"files"`
 }
 
 // GenerateRuntime builds a runtime policy from the inputs in opts.
@@ -149,6 +172,25 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 		rep.Sources = append(rep.Sources, SourceReport{Source: hs.Name, Entries: n})
 	}
 
+	sigKeys := map[uint32]int{}
+	for _, ps := range opts.PackageSources {
+		n := 0
+		err := ps.Source.Walk(ctx, func(d digests.Digest) error {
+			n++
+			addDigest(p.Digests, d.Path, hex.EncodeToString(d.Value))
+			if len(d.Signature) > 0 {
+				if s, err := imasig.ParseSignature(d.Signature); err == nil {
+					sigKeys[s.KeyID]++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Sources = append(rep.Sources, SourceReport{Source: ps.Name, Entries: n})
+	}
+
 	for _, f := range opts.ExcludeFiles {
 		n, err := p.AddExcludeFile(f)
 		if err != nil {
@@ -159,6 +201,23 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 	p.IMA.IgnoredKeyrings = ignored
 	if err := p.AddVerificationKeyFiles(opts.VerificationKeys...); err != nil {
 		return nil, nil, err
+	}
+
+	if len(sigKeys) > 0 {
+		kr, err := imasig.ParseKeyring(p.VerificationKeys)
+		if err != nil {
+			return nil, nil, err
+		}
+		have := map[uint32]bool{}
+		for _, id := range kr.KeyIDs() {
+			have[id] = true
+		}
+		for id, n := range sigKeys {
+			if !have[id] {
+				rep.MissingSigningKeys = append(rep.MissingSigningKeys, MissingKey{KeyID: fmt.Sprintf("%08x", id), Files: n})
+			}
+		}
+		slices.SortFunc(rep.MissingSigningKeys, func(a, b MissingKey) int { return strings.Compare(a.KeyID, b.KeyID) })
 	}
 
 	if opts.LogHashAlg != "" {
@@ -207,6 +266,7 @@ func (p *RuntimePolicy) check(name string) error {
 			}
 		}
 	}
+	slices.SortFunc(errs, func(a, b schema.Error) int { return strings.Compare(a.Path, b.Path) })
 	skel := *p
 	skel.Digests, skel.Keyrings, skel.IMABuf = nil, nil, nil
 	out, err := skel.Marshal(FormatKeylime)

@@ -110,25 +110,23 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 		return
 	}
 	// Keylime never sees a value that a later duplicate key replaced, so
-	// neither do we (outside strict mode). Keys are decoded only now, for
-	// the few members with errors.
+	// neither do we (strict mode reports the duplicate itself). Keys are
+	// decoded only now, for the few members with errors.
 	last := make(map[string]int)
 	for _, b := range bads {
 		last[str(w.data, b.key)] = -1
 	}
-	if !w.strict {
-		i := 0
-		for k := range members(w.data, v) {
-			key := str(w.data, k)
-			if _, ok := last[key]; ok {
-				last[key] = i
-			}
-			i++
+	i := 0
+	for k := range members(w.data, v) {
+		key := str(w.data, k)
+		if _, ok := last[key]; ok {
+			last[key] = i
 		}
+		i++
 	}
 	for _, b := range bads {
 		key := str(w.data, b.key)
-		if !w.strict && last[key] != b.ord {
+		if last[key] != b.ord {
 			continue
 		}
 		ep := p.key(key)

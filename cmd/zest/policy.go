@@ -13,6 +13,7 @@ import (
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/fstree"
 	"github.com/zest-attest/zest/digests/initrd"
+	"github.com/zest-attest/zest/digests/rpm"
 	"github.com/zest-attest/zest/policygen"
 )
 
@@ -57,6 +58,8 @@ func (a *app) policyRuntimeCmd() *cobra.Command {
 		algo, base                  string
 		noDefaultSkips, crossMounts bool
 		rootOwnedOnly, includeEarly bool
+		rpms                        []string
+		hashPayload                 bool
 		workers                     int
 		legacy, timestamp           bool
 		out                         outputFlags
@@ -74,8 +77,8 @@ identical bytes.`,
   zest policy runtime --base-policy policy.json --initrd /boot -o policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(rootfs)+len(initrds)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
-				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --ima-log, --allowlist, --base-policy")
+			if len(rootfs)+len(initrds)+len(rpms)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
+				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --rpm, --ima-log, --allowlist, --base-policy")
 			}
 			if algo != "" {
 				a, err := digests.ParseAlgorithm(algo)
@@ -122,6 +125,14 @@ identical bytes.`,
 					},
 				})
 			}
+			if len(rpms) > 0 {
+				set, err := rpmSet(rpms, rpm.Options{HashPayload: hashPayload, Progress: prog})
+				if err != nil {
+					return err
+				}
+				// Package digests carry their own algorithm (the header's), as in Keylime.
+				opts.PackageSources = append(opts.PackageSources, policygen.NamedSource{Name: fmt.Sprintf("%d RPM files", len(set.Paths())), Source: set})
+			}
 			p, rep, err := policygen.GenerateRuntime(cmd.Context(), opts)
 			prog.Stop()
 			if err != nil {
@@ -146,6 +157,9 @@ identical bytes.`,
 					a.note("note: %s: %s", s.Source, s.Note)
 				}
 			}
+			for _, k := range rep.MissingSigningKeys {
+				a.note("note: IMA signing key %s signs %d package files but is not in verification-keys (add it with --verification-key)", k.KeyID, k.Files)
+			}
 			dest := out.out
 			if dest == "" || dest == "-" {
 				dest = "stdout"
@@ -163,6 +177,8 @@ identical bytes.`,
 	f.IntVar(&workers, "workers", 0, "hashing workers (default: number of CPUs)")
 	f.StringArrayVar(&initrds, "initrd", nil, "hash the files inside an initrd `FILE`, or every initr* file in a DIR (repeatable)")
 	f.BoolVar(&includeEarly, "include-early-cpio", false, "with --initrd: also hash the early uncompressed cpio (microcode), which Keylime skips")
+	f.StringArrayVar(&rpms, "rpm", nil, "add the file digests in RPM package headers; `FILE` or GLOB (repeatable)")
+	f.BoolVar(&hashPayload, "hash-payload", false, "with --rpm: decompress payloads and check every file against its header digest")
 	f.StringArrayVar(&opts.IMALogs, "ima-log", nil, "add the measurements of a golden machine's IMA ASCII log `FILE` (repeatable)")
 	f.StringArrayVar(&opts.Allowlists, "allowlist", nil, "add a flat allowlist `FILE` (<hex>  <path> per line; repeatable)")
 	f.StringArrayVar(&opts.ExcludeFiles, "exclude", nil, "add the RE2 regexes in `FILE` (one per line) to excludes (repeatable)")

@@ -47,7 +47,7 @@ type Options struct {
 
 // ErrMD5 reports a package whose file digests are MD5, refused unless
 // Options.AllowMD5 is set.
-var ErrMD5 = errors.New("file digests are MD5 (set AllowMD5 to accept them)")
+var ErrMD5 = errors.New("file digests are MD5, which is refused unless explicitly allowed")
 
 // ErrSourcePackage reports a source package (.src.rpm): its "files" are the
 // spec and sources, not anything installed.

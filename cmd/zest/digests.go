@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zest-attest/zest/digests"
+	"github.com/zest-attest/zest/digests/fstree"
+	"github.com/zest-attest/zest/digests/imasig"
+	"github.com/zest-attest/zest/digests/initrd"
+	"github.com/zest-attest/zest/digests/rpm"
+)
+
+// digestRecord is the stable JSON shape of `zest digests --json` (one JSON
+// object per line).
+type digestRecord struct {
+	Path      string `json:"path"`
+	Algorithm string `json:"algorithm"`
+	Digest    string `json:"digest"`
+	Signature string `json:"signature,omitempty"`
+}
+
+func (a *app) digestsCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "digests",
+		Short: "Print the reference digests a source yields (path, algorithm, digest, signature)",
+		Long: `Print what one digest source yields, without making a policy: one line per file,
+"<algorithm>:<hex>  <path>" (and the IMA signature with --signatures), or
+one JSON object per line with --json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usageErrorf("missing source: rpm, rootfs or initrd")
+		},
+	}
+	var asJSON, sigs bool
+	c.PersistentFlags().BoolVar(&asJSON, "json", false, "one JSON object per line: {path, algorithm, digest, signature}")
+	c.PersistentFlags().BoolVar(&sigs, "signatures", false, "also print IMA signatures (hex) and list the signing keyids")
+	run := func(cmd *cobra.Command, src digests.Source) error {
+		w := bufio.NewWriterSize(a.stdout, 64<<10)
+		keyids := map[uint32]int{}
+		var recs []digestRecord
+		err := src.Walk(cmd.Context(), func(d digests.Digest) error {
+			r := digestRecord{Path: d.Path, Algorithm: string(d.Algorithm), Digest: hex.EncodeToString(d.Value)}
+			if len(d.Signature) > 0 {
+				if s, err := imasig.ParseSignature(d.Signature); err == nil {
+					keyids[s.KeyID]++
+				}
+				if sigs || asJSON {
+					r.Signature = hex.EncodeToString(d.Signature)
+				}
+			}
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Sources that yield in completion order (rootfs) are sorted here so
+		// the output is reproducible.
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Path < recs[j].Path })
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, r := range recs {
+			if asJSON {
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+				continue
+			}
+			line := r.Algorithm + ":" + r.Digest + "  " + r.Path
+			if sigs && r.Signature != "" {
+				line += "  " + r.Signature
+			}
+			fmt.Fprintln(w, line)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if sigs && len(keyids) > 0 {
+			ids := make([]uint32, 0, len(keyids))
+			for id := range keyids {
+				ids = append(ids, id)
+			}
+			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+			for _, id := range ids {
+				fmt.Fprintf(a.stderr, "IMA signing key %08x signs %d files: give its certificate to --verification-key\n", id, keyids[id])
+			}
+		}
+		return nil
+	}
+
+	var allowMD5, hashPayload bool
+	rpmCmd := &cobra.Command{
+		Use:   "rpm FILE|GLOB...",
+		Short: "Digests from RPM package headers (FILEDIGESTS, IMA signatures)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set, err := rpmSet(args, rpm.Options{AllowMD5: allowMD5, HashPayload: hashPayload})
+			if err != nil {
+				return err
+			}
+			return run(cmd, set)
+		},
+	}
+	rpmCmd.Flags().BoolVar(&allowMD5, "allow-md5", false, "accept packages whose file digests are MD5")
+	rpmCmd.Flags().BoolVar(&hashPayload, "hash-payload", false, "also decompress the payload and check every file against the header")
+
+	var algo string
+	rootfsCmd := &cobra.Command{
+		Use:   "rootfs DIR",
+		Short: "Digests of the files under a directory tree",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alg, err := parseAlgo(algo)
+			if err != nil {
+				return err
+			}
+			t, err := fstree.New(fstree.Options{Root: args[0], Algorithm: alg})
+			if err != nil {
+				return err
+			}
+			return run(cmd, t)
+		},
+	}
+	initrdCmd := &cobra.Command{
+		Use:   "initrd FILE|DIR",
+		Short: "Digests of the files inside an initrd/initramfs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alg, err := parseAlgo(algo)
+			if err != nil {
+				return err
+			}
+			src, err := initrd.New(args[0], initrd.Options{Algorithm: alg})
+			if err != nil {
+				return err
+			}
+			return run(cmd, src)
+		},
+	}
+	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd} {
+		sc.Flags().StringVar(&algo, "algo", "sha256", "digest algorithm: sha1, sha256, sha384, sha512")
+	}
+	c.AddCommand(rpmCmd, rootfsCmd, initrdCmd)
+	return c
+}
+
+func parseAlgo(s string) (digests.Algorithm, error) {
+	a, err := digests.ParseAlgorithm(s)
+	if err != nil || a == digests.MD5 || a == digests.SM3 {
+		return "", usageErrorf("--algo %q: want sha1, sha256, sha384 or sha512", s)
+	}
+	return a, nil
+}
+
+// rpmSet expands arguments that are files or globs into one sorted set.
+func rpmSet(args []string, opts rpm.Options) (*rpm.Set, error) {
+	var paths []string
+	for _, arg := range args {
+		if strings.ContainsAny(arg, "*?[") {
+			g, err := rpm.Glob(arg, opts)
+			if err != nil {
+				return nil, err
+			}
+			if len(g.Paths()) == 0 {
+				return nil, fmt.Errorf("%s: no RPM files match", arg)
+			}
+			paths = append(paths, g.Paths()...)
+			continue
+		}
+		if _, err := os.Stat(arg); err != nil {
+			return nil, err
+		}
+		paths = append(paths, arg)
+	}
+	return rpm.NewSet(paths, opts), nil
+}
