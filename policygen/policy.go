@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/zest-attest/zest/policygen/dsse"
 	"github.com/zest-attest/zest/schema"
 )
 
@@ -178,7 +179,8 @@ const (
 	// FormatPretty: one map entry per line, keys sorted; made for git diffs.
 	FormatPretty Format = iota
 	// FormatKeylime: Python json.dumps layout (one line, ", " and ": ",
-	// non-ASCII as \uXXXX), map keys sorted.
+	// non-ASCII as \uXXXX), map keys sorted: byte for byte what Keylime's
+	// tools write for the same content (minus their unsorted keys).
 	FormatKeylime
 )
 
@@ -187,15 +189,17 @@ const (
 // first when p was built by hand). Every string must be valid UTF-8: JSON
 // cannot carry other bytes, and Go's encoder would silently replace them.
 func (p *RuntimePolicy) Marshal(f Format) ([]byte, error) {
-	e := &encoder{ascii: f == FormatKeylime, pretty: f == FormatPretty}
+	e := &encoder{}
 	e.buf.Grow(estimateSize(p))
 	e.policy(p)
 	if e.err != nil {
 		return nil, e.err
 	}
-	if f == FormatPretty {
-		e.buf.WriteByte('\n')
+	if f == FormatKeylime {
+		// One serialiser of Python's json.dumps layout, shared with signing.
+		return dsse.PythonJSON(e.buf.Bytes())
 	}
+	e.buf.WriteByte('\n')
 	return e.buf.Bytes(), nil
 }
 
@@ -217,19 +221,14 @@ func estimateSize(p *RuntimePolicy) int {
 	return n
 }
 
+// encoder writes the pretty layout; FormatKeylime is derived from it.
 type encoder struct {
-	buf    bytes.Buffer
-	ascii  bool
-	pretty bool
-	err    error
-	where  string
+	buf bytes.Buffer
+	err error
 }
 
 func (e *encoder) policy(p *RuntimePolicy) {
-	sep, nl, ind := ", ", "", ""
-	if e.pretty {
-		sep, nl, ind = ",", "\n", "  "
-	}
+	const sep, nl, ind = ",", "\n", "  "
 	e.buf.WriteString("{" + nl + ind + `"meta": {"version": `)
 	e.buf.WriteString(strconv.FormatInt(p.Meta.Version, 10))
 	e.buf.WriteString(`, "generator": `)
@@ -241,7 +240,7 @@ func (e *encoder) policy(p *RuntimePolicy) {
 	e.buf.WriteString("}" + sep + nl + ind + `"release": ` + strconv.FormatInt(p.Release, 10) + sep + nl + ind + `"digests": `)
 	e.digestMap(p.Digests, "digests")
 	e.buf.WriteString(sep + nl + ind + `"excludes": `)
-	e.list(p.Excludes, "excludes", e.pretty)
+	e.list(p.Excludes, "excludes", true)
 	e.buf.WriteString(sep + nl + ind + `"keyrings": `)
 	e.digestMap(p.Keyrings, "keyrings")
 	e.buf.WriteString(sep + nl + ind + `"ima": {"ignored_keyrings": `)
@@ -285,20 +284,13 @@ func (e *encoder) digestMap(m map[string][]string, where string) {
 	for i, k := range keys {
 		if i > 0 {
 			e.buf.WriteByte(',')
-			if !e.pretty {
-				e.buf.WriteByte(' ')
-			}
 		}
-		if e.pretty {
-			e.buf.WriteString("\n    ")
-		}
+		e.buf.WriteString("\n    ")
 		e.str(k, where)
 		e.buf.WriteString(": ")
 		e.list(m[k], where, false)
 	}
-	if e.pretty {
-		e.buf.WriteString("\n  ")
-	}
+	e.buf.WriteString("\n  ")
 	e.buf.WriteByte('}')
 }
 
@@ -339,7 +331,7 @@ func (e *encoder) str(s, where string) {
 	b.WriteByte('"')
 	plain := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || (e.ascii && c >= 0x7f) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
 			plain = false
 			break
 		}
@@ -365,27 +357,15 @@ func (e *encoder) str(s, where string) {
 			b.WriteString(`\b`)
 		case r == '\f':
 			b.WriteString(`\f`)
-		case r < 0x20 || (e.ascii && r >= 0x7f):
-			if r > 0xffff {
-				r -= 0x10000
-				e.u16(0xd800 + (r>>10)&0x3ff)
-				e.u16(0xdc00 + r&0x3ff)
-			} else {
-				e.u16(r)
-			}
+		case r < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteByte(hexDigits[r>>4])
+			b.WriteByte(hexDigits[r&0xf])
 		default:
 			b.WriteRune(r)
 		}
 	}
 	b.WriteByte('"')
-}
-
-func (e *encoder) u16(r rune) {
-	e.buf.WriteString(`\u`)
-	e.buf.WriteByte(hexDigits[r>>12&0xf])
-	e.buf.WriteByte(hexDigits[r>>8&0xf])
-	e.buf.WriteByte(hexDigits[r>>4&0xf])
-	e.buf.WriteByte(hexDigits[r&0xf])
 }
 
 // LegacyAllowlist renders the digests map as Keylime's flat allowlist

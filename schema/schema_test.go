@@ -179,10 +179,16 @@ func TestUnknownKind(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	big := make([]byte, MaxInputSize+1)
-	if errs := Validate(RuntimePolicy, big, Options{}); len(errs) != 1 || !strings.Contains(errs[0].Msg, "256 MiB") {
+	defer func(n int) { inputLimit = n }(inputLimit)
+	inputLimit = 100
+	big := []byte(`{"meta": "` + strings.Repeat("x", 100) + `"}`)
+	if errs := Validate(RuntimePolicy, big, Options{}); len(errs) != 1 || !strings.Contains(errs[0].Msg, "more than the limit of 100 bytes") {
 		t.Errorf("oversized: %v", errs)
 	}
+	if _, err := Detect(big); !errors.Is(err, ErrUnrecognized) {
+		t.Errorf("oversized Detect: %v", err)
+	}
+	inputLimit = MaxInputSize
 	bom := append([]byte{0xef, 0xbb, 0xbf}, readFile(t, keylimeFixtures+"create-runtime-policy/policy-sha256")...)
 	if errs := Validate(RuntimePolicy, bom, Options{}); len(errs) != 1 || !strings.Contains(errs[0].Msg, "byte order mark") {
 		t.Errorf("BOM: %v", errs)
