@@ -27,6 +27,12 @@ var checkNames = map[string]bool{
 
 func (w *walker) runCheck(n *node, v jval, p jpath) {
 	switch n.check {
+	case "exclude", "python_regex", "pubkey", "ima_keyring":
+		if !w.spend() {
+			return
+		}
+	}
+	switch n.check {
 	case "digest_map":
 		// Reached only with slowMaps: CUE already did the work.
 	case "exclude":
@@ -75,18 +81,26 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 	elem := w.info(es, epat)
 
 	type bad struct {
-		ord int // member ordinal, to apply last-wins afterwards
-		key jval
-		at  int // element index, or -1 for the list itself
-		msg string
+		ord int  // member ordinal, to apply last-wins afterwards
+		key jval // the member's key
+		at  int  // element index, or -1 for the list itself
+		val jval // the offending value
 	}
 	var bads []bad
+	// Beyond this many the report is cut anyway; keep memory bounded.
+	record := func(b bad) {
+		if len(bads) < 2*maxIssues {
+			bads = append(bads, b)
+		} else {
+			w.dropped++
+		}
+	}
 	dups := newDupFinder(w.strict)
 	ord := 0
 	for k, val := range members(w.data, v) {
 		dups.add(w.data, k)
 		if val.kind != jArray {
-			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got " + shown(w.data, val)})
+			record(bad{ord, k, -1, val})
 			ord++
 			continue
 		}
@@ -96,10 +110,10 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 			if el.kind == jString && hexDigestOK(w.data, el) {
 				continue
 			}
-			bads = append(bads, bad{ord, k, i, "must be " + elem.expect + ", got " + shown(w.data, el)})
+			record(bad{ord, k, i, el})
 		}
 		if count == 0 {
-			bads = append(bads, bad{ord, k, -1, "must be " + list.expect + ", got an empty list"})
+			record(bad{ord, k, -1, val})
 		}
 		ord++
 	}
@@ -129,11 +143,11 @@ func (w *walker) digestMap(n *node, pat string, v jval, p jpath) {
 		if last[key] != b.ord {
 			continue
 		}
-		ep := p.key(key)
-		if b.at >= 0 {
-			ep = ep.idx(b.at)
+		if b.at < 0 {
+			w.add(p.key(key), "must be "+list.expect+", got "+shown(w.data, b.val))
+		} else {
+			w.add(p.key(key).idx(b.at), "must be "+elem.expect+", got "+shown(w.data, b.val))
 		}
-		w.add(ep, b.msg)
 	}
 }
 
@@ -262,12 +276,13 @@ func (w *walker) keyring(v jval, p jpath) {
 		w.add(p, fmt.Sprintf("must hold an IMA keyring as JSON, but it is not valid JSON: byte %d: %s", se.off, se.msg))
 		return
 	}
-	sub := &walker{c: w.c, data: inner, strict: w.strict, slowMaps: w.slowMaps}
+	sub := &walker{c: w.c, data: inner, strict: w.strict, slowMaps: w.slowMaps, evaluations: w.evaluations}
 	sub.walk(w.c.imaKeyring, "#IMAKeyring", top, nil)
 	for _, is := range sub.issues {
 		w.add(p, "keyring "+is.path.String()+": "+is.msg)
 	}
 	w.dropped += sub.dropped
+	w.evaluations, w.exhausted = sub.evaluations, sub.exhausted
 }
 
 func (w *walker) keyringPairs(v jval, p jpath) {

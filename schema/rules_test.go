@@ -302,6 +302,8 @@ func TestRefstateRules(t *testing.T) {
 		{name: "data empty", overrides: sig(guid, "0x"), wantPaths: []string{"$.pk[0].SignatureData"}},
 		{name: "vendor_db bad", overrides: map[string]string{"vendor_db": `[{"SignatureOwner": "` + guid + `"}]`}, wantPaths: []string{"$.vendor_db[0].SignatureData"}},
 		{name: "mokdig missing", overrides: map[string]string{"mokdig": "-"}, wantPaths: []string{"$.mokdig"}},
+		{name: "mokxdig missing", overrides: map[string]string{"mokxdig": "-"}, wantPaths: []string{"$.mokxdig"}},
+		{name: "kek db dbx missing", overrides: map[string]string{"kek": "-", "db": "-", "dbx": "-"}, wantPaths: []string{"$.db", "$.dbx", "$.kek"}},
 		{name: "mokxdig entry empty", overrides: map[string]string{"mokxdig": `[{}]`}, wantPaths: []string{"$.mokxdig[0]"}},
 
 		{name: "kernels missing (create_mb_policy D6)", overrides: map[string]string{"kernels": "-"}, wantPaths: []string{"$.kernels"}, wantMsg: "missing, must be a non-empty list of kernel entries"},

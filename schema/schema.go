@@ -61,7 +61,10 @@ type Options struct {
 // Validate checks data against the schema for kind and returns every
 // violation, sorted by path (array indexes numerically); nil means valid.
 // Invalid JSON yields one Error at "$" naming the byte offset. At most
-// 10,000 errors are listed, followed by a count of the rest.
+// 10,000 errors are listed, followed by a count of the rest; a document
+// needing more than 200,000 checks outside the digest maps is cut short
+// with an error at "$". Validate is safe for concurrent use, but calls are
+// serialised on the process's one CUE context.
 func Validate(kind Kind, data []byte, opts Options) []Error {
 	return validate(kind, data, opts, false)
 }

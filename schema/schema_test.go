@@ -209,6 +209,18 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+func TestEvaluationBudget(t *testing.T) {
+	defer func(n int) { maxEvaluations = n }(maxEvaluations)
+	maxEvaluations = 5
+	data := withKeys(t, readFile(t, keylimeFixtures+"create-runtime-policy/policy-sha256"), map[string]string{
+		"excludes": `["/a/", "/b/", "/c/", "/d/", "/e/", "/f/"]`,
+	})
+	errs := Validate(RuntimePolicy, data, Options{})
+	if len(errs) != 1 || errs[0].Path != "$" || !strings.Contains(errs[0].Msg, "validation stopped after 5 checks") {
+		t.Errorf("%v", errs)
+	}
+}
+
 func TestErrorString(t *testing.T) {
 	e := Error{Path: "$.meta.version", Msg: `must be an integer >= 0, got "x"`}
 	if got, want := e.Error(), `$.meta.version: must be an integer >= 0, got "x"`; got != want {

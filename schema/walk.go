@@ -22,6 +22,11 @@ import (
 // counted, so a hostile 200 MB document cannot make the report huge.
 const maxIssues = 10000
 
+// maxEvaluations bounds the CUE evaluations and regexp/key checks for one
+// document (each costs about 10µs); the Go fast path for digest maps does
+// not count. Real policies and refstates need a few thousand.
+var maxEvaluations = 200_000
+
 // node caches what the walker needs from one schema position.
 type node struct {
 	s         cue.Value
@@ -58,6 +63,9 @@ type walker struct {
 	issues  []issue
 	dropped int
 
+	evaluations int
+	exhausted   bool
+
 	// verdicts remembers scalar checks within one document: refstates
 	// repeat values (every dbx entry has the same SignatureOwner), and one
 	// CUE evaluation costs about 10µs.
@@ -76,6 +84,21 @@ func (w *walker) add(p jpath, msg string) {
 		return
 	}
 	w.issues = append(w.issues, issue{path: p, msg: msg})
+}
+
+// spend accounts for one expensive check and reports whether the budget
+// still allows it.
+func (w *walker) spend() bool {
+	if w.exhausted {
+		return false
+	}
+	w.evaluations++
+	if w.evaluations > maxEvaluations {
+		w.exhausted = true
+		w.add(nil, fmt.Sprintf("validation stopped after %d checks: the document holds too many values to check", maxEvaluations))
+		return false
+	}
+	return true
 }
 
 func (w *walker) result() []Error {
@@ -221,6 +244,9 @@ func (w *walker) mismatch(p jpath, n *node, v jval) {
 
 // walk validates v against schema s.
 func (w *walker) walk(s cue.Value, pat string, v jval, p jpath) {
+	if w.exhausted {
+		return
+	}
 	n := w.info(s, pat)
 	if n.kind&w.kindOf(v) == 0 {
 		w.mismatch(p, n, v)
@@ -324,6 +350,9 @@ func (w *walker) scalar(n *node, v jval, p jpath) bool {
 	}
 	ok, seen := w.verdicts[key]
 	if !seen {
+		if !w.spend() {
+			return false
+		}
 		ok = n.s.Unify(w.c.ctx.BuildExpr(w.literal(key.lit, v))).Validate(cue.Concrete(true)) == nil
 		if w.verdicts == nil {
 			w.verdicts = make(map[verdictKey]bool)
