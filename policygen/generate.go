@@ -377,6 +377,13 @@ func readAllowlist(name string, digestsMap, keyrings map[string][]string) (int, 
 	}
 }
 
+// recBatch carries (name, hex digest) pairs between the IMA log stages in
+// one byte arena: ends holds the end offset of each name and digest in turn.
+type recBatch struct {
+	arena []byte
+	ends  []int
+}
+
 // digestSet collects name -> digests with one map lookup per record and no
 // allocation for names and digests already present: the hot path of
 // policies from million-line IMA logs.
@@ -432,61 +439,106 @@ func readIMALog(ctx context.Context, name string, p *RuntimePolicy, h *algHint, 
 		return sr, err
 	}
 	defer f.Close()
-	r := imalog.NewReader(f, name)
-	var checker imalog.Checker
-	var hexbuf [2 * 64]byte
 	violations := 0
 	hint := 0
 	if st, err := f.Stat(); err == nil {
 		hint = int(min(st.Size()/160, 1<<22)) // ~160 bytes per ima-ng line; paths are mostly distinct
 	}
 	files := newDigestSet(hint)
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			break
+
+	// Two stages on two cores: this goroutine parses and checks records and
+	// hands file digests over in batches; the consumer builds the map,
+	// which is the larger half of the work on million-line logs.
+	batches := make(chan *recBatch, 4)
+	free := make(chan *recBatch, 6)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range batches {
+			for i := 0; i+1 < len(b.ends); i += 2 {
+				start := 0
+				if i > 0 {
+					start = b.ends[i-1]
+				}
+				files.add(b.arena[start:b.ends[i]], b.arena[b.ends[i]:b.ends[i+1]])
+			}
+			b.arena, b.ends = b.arena[:0], b.ends[:0]
+			free <- b
 		}
-		if err != nil {
-			return sr, err
-		}
-		if e.Line%65536 == 0 && ctx.Err() != nil {
-			return sr, ctx.Err()
-		}
-		alg, err := e.Digest.Alg()
-		if err != nil {
-			return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
-		}
-		bootAggregate := string(e.RawName) == "boot_aggregate"
-		if e.IsViolation() && !bootAggregate {
-			// ToMToU/open_writers records carry a zero digest, not a measurement.
-			violations++
-			continue
-		}
-		if !opts.SkipTemplateHashCheck {
-			if err = checker.Check(e); err != nil && !errors.Is(err, imalog.ErrViolation) {
-				return sr, fmt.Errorf("%s:%d: %w", name, e.Line, err)
+	}()
+	cur := &recBatch{}
+	flush := func() {
+		if len(cur.ends) > 0 {
+			batches <- cur
+			select {
+			case cur = <-free:
+			default:
+				cur = &recBatch{}
 			}
 		}
-		d := hexbuf[:hex.Encode(hexbuf[:], e.Digest.Value)]
-		sr.Entries++
-		if e.HasBufField() {
-			if _, cerr := x509.ParseCertificate(e.Buf); cerr == nil {
-				if opts.Keyrings && !keyringIgnored(ignored, e.Name()) {
-					addDigest(p.Keyrings, e.Name(), string(d))
+	}
+	err = func() error {
+		r := imalog.NewReader(f, name)
+		var checker imalog.Checker
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if e.Line%65536 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			alg, err := e.Digest.Alg()
+			if err != nil {
+				return fmt.Errorf("%s:%d: %w", name, e.Line, err)
+			}
+			bootAggregate := string(e.RawName) == "boot_aggregate"
+			if e.IsViolation() && !bootAggregate {
+				// ToMToU/open_writers records carry a zero digest, not a measurement.
+				violations++
+				continue
+			}
+			if !opts.SkipTemplateHashCheck {
+				if err = checker.Check(e); err != nil && !errors.Is(err, imalog.ErrViolation) {
+					return fmt.Errorf("%s:%d: %w", name, e.Line, err)
+				}
+			}
+			sr.Entries++
+			if e.HasBufField() {
+				d := hex.EncodeToString(e.Digest.Value)
+				if _, cerr := x509.ParseCertificate(e.Buf); cerr == nil {
+					if opts.Keyrings && !keyringIgnored(ignored, e.Name()) {
+						addDigest(p.Keyrings, e.Name(), d)
+					} else {
+						sr.Skipped++
+					}
+				} else if opts.IMABuf {
+					addDigest(p.IMABuf, e.Name(), d)
 				} else {
 					sr.Skipped++
 				}
-			} else if opts.IMABuf {
-				addDigest(p.IMABuf, e.Name(), string(d))
-			} else {
-				sr.Skipped++
+				continue
 			}
-			continue
+			if !bootAggregate {
+				h.add(alg)
+			}
+			cur.arena = append(cur.arena, e.RawName...)
+			cur.ends = append(cur.ends, len(cur.arena))
+			cur.arena = hex.AppendEncode(cur.arena, e.Digest.Value)
+			cur.ends = append(cur.ends, len(cur.arena))
+			if len(cur.ends) >= 2*4096 {
+				flush()
+			}
 		}
-		if !bootAggregate {
-			h.add(alg)
-		}
-		files.add(e.RawName, d)
+	}()
+	flush()
+	close(batches)
+	<-done
+	if err != nil {
+		return sr, err
 	}
 	p.Digests = files.mergeInto(p.Digests)
 	if violations > 0 {
