@@ -123,6 +123,18 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 		rep.Sources = append(rep.Sources, SourceReport{Source: "base policy " + opts.BasePolicy, Entries: len(base.Digests)})
 	}
 
+	// Small inputs first, so a bad regex or key fails before a long hash run.
+	for _, f := range opts.ExcludeFiles {
+		n, err := p.AddExcludeFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Sources = append(rep.Sources, SourceReport{Source: "excludes " + f, Entries: n})
+	}
+	if err := p.AddVerificationKeyFiles(opts.VerificationKeys...); err != nil {
+		return nil, nil, err
+	}
+
 	for _, f := range opts.Allowlists {
 		m := map[string][]string{}
 		n, err := readAllowlist(f, m, p.Keyrings)
@@ -155,27 +167,10 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 	}
 	rep.Algorithm, rep.AlgorithmWhy = alg, why
 
-	for _, hs := range opts.HashSources {
-		src, err := hs.Open(alg)
-		if err != nil {
-			return nil, nil, err
-		}
-		n := 0
-		err = src.Walk(ctx, func(d digests.Digest) error {
-			n++
-			addDigest(p.Digests, d.Path, hex.EncodeToString(d.Value))
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		rep.Sources = append(rep.Sources, SourceReport{Source: hs.Name, Entries: n})
-	}
-
 	sigKeys := map[uint32]int{}
-	for _, ps := range opts.PackageSources {
+	add := func(name string, src digests.Source) error {
 		n := 0
-		err := ps.Source.Walk(ctx, func(d digests.Digest) error {
+		err := src.Walk(ctx, func(d digests.Digest) error {
 			n++
 			addDigest(p.Digests, d.Path, hex.EncodeToString(d.Value))
 			if len(d.Signature) > 0 {
@@ -185,23 +180,25 @@ func GenerateRuntime(ctx context.Context, opts RuntimeOptions) (*RuntimePolicy, 
 			}
 			return nil
 		})
+		rep.Sources = append(rep.Sources, SourceReport{Source: name, Entries: n})
+		return err
+	}
+	for _, hs := range opts.HashSources {
+		src, err := hs.Open(alg)
 		if err != nil {
 			return nil, nil, err
 		}
-		rep.Sources = append(rep.Sources, SourceReport{Source: ps.Name, Entries: n})
+		if err := add(hs.Name, src); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, ps := range opts.PackageSources {
+		if err := add(ps.Name, ps.Source); err != nil {
+			return nil, nil, err
+		}
 	}
 
-	for _, f := range opts.ExcludeFiles {
-		n, err := p.AddExcludeFile(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		rep.Sources = append(rep.Sources, SourceReport{Source: "excludes " + f, Entries: n})
-	}
 	p.IMA.IgnoredKeyrings = ignored
-	if err := p.AddVerificationKeyFiles(opts.VerificationKeys...); err != nil {
-		return nil, nil, err
-	}
 
 	if len(sigKeys) > 0 {
 		kr, err := imasig.ParseKeyring(p.VerificationKeys)
