@@ -1,0 +1,42 @@
+package rpmrepo
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/zest-attest/zest/digests"
+)
+
+// BenchmarkHeaderOnly walks the 7-package fixture repository by headers
+// (no cache, no filelists-ext) from a local directory and from a loopback
+// HTTP server in the same run, and reports both rates and their ratio.
+func BenchmarkHeaderOnly(b *testing.B) {
+	dir := mkRepo(b, "full")
+	srv := serve(b, dir)
+	ctx := context.Background()
+	run := func(loc string) (int, time.Duration) {
+		start := time.Now()
+		r, err := Open(ctx, loc, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Walk(ctx, func(digests.Digest) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		return r.Stats().Fetched, time.Since(start)
+	}
+	var nl, nh int
+	var tl, th time.Duration
+	for b.Loop() {
+		n, d := run(dir)
+		nl, tl = nl+n, tl+d
+		n, d = run(srv.URL)
+		nh, th = nh+n, th+d
+	}
+	local := float64(nl) / tl.Seconds()
+	remote := float64(nh) / th.Seconds()
+	b.ReportMetric(local, "local-pkg/s")
+	b.ReportMetric(remote, "http-pkg/s")
+	b.ReportMetric(local/remote, "local/http")
+}
