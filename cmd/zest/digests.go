@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"github.com/zest-attest/zest/digests/imasig"
 	"github.com/zest-attest/zest/digests/initrd"
 	"github.com/zest-attest/zest/digests/rpm"
+	"github.com/zest-attest/zest/digests/rpmrepo"
+	"github.com/zest-attest/zest/policygen/dsse"
 )
 
 // digestRecord is the stable JSON shape of `zest digests --json` (one JSON
@@ -112,6 +115,30 @@ one JSON object per line with --json.`,
 	rpmCmd.Flags().BoolVar(&allowMD5, "allow-md5", false, "accept packages whose file digests are MD5")
 	rpmCmd.Flags().BoolVar(&hashPayload, "hash-payload", false, "also decompress the payload and check every file against the header")
 
+	var repoKey, cacheDir string
+	repoCmd := &cobra.Command{
+		Use:   "rpm-repo DIR|URL",
+		Short: "Digests of every binary package in an RPM repository (local directory or http(s) URL)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			prog := a.startProgress("packages")
+			defer prog.Stop()
+			repo, err := openRPMRepo(cmd.Context(), args[0], repoKey, cacheDir, prog)
+			if err != nil {
+				return err
+			}
+			err = run(cmd, repo)
+			prog.Stop()
+			if err == nil {
+				st := repo.Stats()
+				a.note("%d packages: %d fetched, %d from cache", st.Packages, st.Fetched, st.Cached)
+			}
+			return err
+		},
+	}
+	repoCmd.Flags().StringVar(&repoKey, "repo-key", "", "EC public key `PEM` that must have signed repodata/repomd.xml")
+	repoCmd.Flags().StringVar(&cacheDir, "cache-dir", "", "keep per-package results in `DIR` so a re-run fetches only new packages")
+
 	var algo string
 	rootfsCmd := &cobra.Command{
 		Use:   "rootfs DIR",
@@ -148,8 +175,25 @@ one JSON object per line with --json.`,
 	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd} {
 		sc.Flags().StringVar(&algo, "algo", "sha256", "digest algorithm: sha1, sha256, sha384, sha512")
 	}
-	c.AddCommand(rpmCmd, rootfsCmd, initrdCmd)
+	c.AddCommand(rpmCmd, repoCmd, rootfsCmd, initrdCmd)
 	return c
+}
+
+// openRPMRepo opens a repository with the CLI's options.
+func openRPMRepo(ctx context.Context, loc, keyFile, cacheDir string, prog digests.Progress) (*rpmrepo.Repo, error) {
+	opts := rpmrepo.Options{CacheDir: cacheDir, Progress: prog, HeadersOnly: false}
+	if keyFile != "" {
+		kb, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		k, err := dsse.LoadPublicKey(kb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", keyFile, err)
+		}
+		opts.VerifyKey = k
+	}
+	return rpmrepo.Open(ctx, loc, opts)
 }
 
 func parseAlgo(s string) (digests.Algorithm, error) {

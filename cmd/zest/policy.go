@@ -58,7 +58,8 @@ func (a *app) policyRuntimeCmd() *cobra.Command {
 		algo, base                  string
 		noDefaultSkips, crossMounts bool
 		rootOwnedOnly, includeEarly bool
-		rpms                        []string
+		rpms, rpmRepos              []string
+		repoKey, cacheDir           string
 		hashPayload                 bool
 		workers                     int
 		legacy, timestamp           bool
@@ -77,8 +78,8 @@ identical bytes.`,
   zest policy runtime --base-policy policy.json --initrd /boot -o policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(rootfs)+len(initrds)+len(rpms)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
-				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --rpm, --ima-log, --allowlist, --base-policy")
+			if len(rootfs)+len(initrds)+len(rpms)+len(rpmRepos)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
+				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --rpm, --rpm-repo, --ima-log, --allowlist, --base-policy")
 			}
 			if algo != "" {
 				a, err := digests.ParseAlgorithm(algo)
@@ -133,6 +134,13 @@ identical bytes.`,
 				// Package digests carry their own algorithm (the header's), as in Keylime.
 				opts.PackageSources = append(opts.PackageSources, policygen.NamedSource{Name: fmt.Sprintf("%d RPM files", len(set.Paths())), Source: set})
 			}
+			for _, loc := range rpmRepos {
+				repo, err := openRPMRepo(cmd.Context(), loc, repoKey, cacheDir, prog)
+				if err != nil {
+					return err
+				}
+				opts.PackageSources = append(opts.PackageSources, policygen.NamedSource{Name: "RPM repository " + loc, Source: repo})
+			}
 			p, rep, err := policygen.GenerateRuntime(cmd.Context(), opts)
 			prog.Stop()
 			if err != nil {
@@ -178,6 +186,9 @@ identical bytes.`,
 	f.StringArrayVar(&initrds, "initrd", nil, "hash the files inside an initrd `FILE`, or every initr* file in a DIR (repeatable)")
 	f.BoolVar(&includeEarly, "include-early-cpio", false, "with --initrd: also hash the early uncompressed cpio (microcode), which Keylime skips")
 	f.StringArrayVar(&rpms, "rpm", nil, "add the file digests in RPM package headers; `FILE` or GLOB (repeatable)")
+	f.StringArrayVar(&rpmRepos, "rpm-repo", nil, "add every binary package of an RPM repository `DIR|URL` (repodata/repomd.xml; repeatable)")
+	f.StringVar(&repoKey, "repo-key", "", "with --rpm-repo: EC public key `PEM` that must have signed repodata/repomd.xml (repomd.xml.asc)")
+	f.StringVar(&cacheDir, "cache-dir", "", "with --rpm-repo: keep per-package results in `DIR`, so a re-run fetches only new packages")
 	f.BoolVar(&hashPayload, "hash-payload", false, "with --rpm: decompress payloads and check every file against its header digest")
 	f.StringArrayVar(&opts.IMALogs, "ima-log", nil, "add the measurements of a golden machine's IMA ASCII log `FILE` (repeatable)")
 	f.StringArrayVar(&opts.Allowlists, "allowlist", nil, "add a flat allowlist `FILE` (<hex>  <path> per line; repeatable)")
