@@ -10,9 +10,11 @@
 // the data files with their content to callers that need more than digests
 // (a kernel image from a linux-image package, say).
 //
-// Nothing in a .deb is authenticated: the APT reader (OpenRepo) checks
-// package hashes against an index, and this package does not verify Release
-// signatures. It must not import policygen, verifier, archive or any CLI
+// Nothing in a .deb is authenticated by itself. The APT reader (OpenRepo)
+// verifies the repository's Release signature (InRelease or Release.gpg)
+// against a given OpenPGP keyring, then the Packages index's SHA-256 from
+// the Release, then each .deb's SHA-256 from Packages before hashing it.
+// This package must not import policygen, verifier, archive or any CLI
 // package; it never prints, logs or exits.
 package deb
 

@@ -358,13 +358,3 @@ func arArchive(t testing.TB, nameContent ...any) []byte {
 	}
 	return b.Bytes()
 }
-
-func TestErrorText(t *testing.T) {
-	for _, n := range []string{"truncated.deb", "corrupt.deb"} {
-		d, err := New(fixture(n), Options{Algorithm: digests.SHA256})
-		if err == nil {
-			_, err = walkAll(d)
-		}
-		t.Logf("%s: %v", n, err)
-	}
-}

@@ -32,9 +32,9 @@ var ErrNotFound = errors.New("not found")
 // SHA-256 differs from what the index above it says.
 var ErrHashMismatch = errors.New("size or SHA-256 does not match the index")
 
-// ErrUnsignedRelease is returned by OpenRepo unless
-// RepoOptions.InsecureSkipReleaseSignature is set.
-var ErrUnsignedRelease = errors.New("Release signatures are not verified by zest; set InsecureSkipReleaseSignature to read a repository anyway")
+// ErrNoKeyring is returned by OpenRepo when RepoOptions has neither a
+// Keyring nor InsecureSkipReleaseSignature.
+var ErrNoKeyring = errors.New("no keyring to verify the Release signature with (set RepoOptions.Keyring, or InsecureSkipReleaseSignature to trust the Release as fetched)")
 
 // Limits on what a repository may make zest read.
 const (
@@ -52,14 +52,29 @@ type RepoOptions struct {
 	NoMergedUsr bool
 	Progress    digests.Progress
 
-	// InsecureSkipReleaseSignature acknowledges that zest does not verify
-	// the repository's Release signature (InRelease or Release.gpg): the
-	// chain Release → Packages → .deb is checked hash by hash, but its
-	// root is trusted as fetched. Use it only with a repository reached
-	// over a channel you trust (a local mirror you verified with gpgv, a
-	// file:// path, HTTPS to your own server). OpenRepo refuses to run
-	// without it.
+	// Keyring holds the OpenPGP public keys (binary, as in
+	// /usr/share/keyrings/debian-archive-keyring.gpg, or ASCII-armored)
+	// one of which must have signed the Release: dists/<suite>/InRelease
+	// is read first, then Release with Release.gpg. Key and signature
+	// expiry and revocation are checked; SHA-1 and MD5 signatures are
+	// refused.
+	Keyring []byte
+
+	// InsecureSkipReleaseSignature reads the Release without any
+	// signature check (Release, else InRelease with its signature
+	// ignored): the chain Release → Packages → .deb is still checked hash
+	// by hash, but its root is trusted as fetched. Use it only with a
+	// repository reached over a channel you trust (a local mirror you
+	// verified with gpgv). It cannot be combined with Keyring.
 	InsecureSkipReleaseSignature bool
+
+	// AllowExpiredRelease accepts a Release whose Valid-Until has passed
+	// (snapshot archives), as apt's Check-Valid-Until=no.
+	AllowExpiredRelease bool
+
+	// Now is the time keys, signatures and Valid-Until are checked
+	// against; nil means time.Now.
+	Now func() time.Time
 
 	// Packages, if not empty, restricts the repository to these package
 	// names; a name not in the index is an error.
@@ -98,67 +113,78 @@ type Repo struct {
 	opts     RepoOptions
 	index    string // the Packages file read, for errors
 	packages []Package
+	signer   string // fingerprint of the key that signed the Release
 }
 
-// OpenRepo reads dists/<suite>/Release (or InRelease, if there is no
-// Release, ignoring its signature) from location (an http, https or file
-// URL, or a directory), picks <component>/binary-<arch>/Packages.xz,
-// Packages.gz or Packages, in that order of preference among those Release
-// lists in its SHA256 section, checks its size and SHA-256, and parses its
-// stanzas. No .deb is fetched until Walk or Open.
+// Signer is the fingerprint (upper-case hex) of the primary key whose
+// signature on the Release verified, or "" with
+// InsecureSkipReleaseSignature.
+func (r *Repo) Signer() string { return r.signer }
+
+// OpenRepo reads the Release of dists/<suite>/ from location (an http,
+// https or file URL, or a directory) and checks its signature (see
+// RepoOptions.Keyring), that it is for suite, and its Valid-Until. It then
+// picks <component>/binary-<arch>/Packages.xz, Packages.gz or Packages, in
+// that order of preference among those the Release lists in its SHA256
+// section, checks its size and SHA-256, and parses its stanzas. No .deb is
+// fetched until Walk or Open.
 func OpenRepo(ctx context.Context, location, suite, component, arch string, opts RepoOptions) (*Repo, error) {
-	if !opts.InsecureSkipReleaseSignature {
-		return nil, fmt.Errorf("deb: %s: %w", location, ErrUnsignedRelease)
+	switch {
+	case len(opts.Keyring) == 0 && !opts.InsecureSkipReleaseSignature:
+		return nil, fmt.Errorf("deb: %s: %w", location, ErrNoKeyring)
+	case len(opts.Keyring) > 0 && opts.InsecureSkipReleaseSignature:
+		return nil, fmt.Errorf("deb: %s: Keyring and InsecureSkipReleaseSignature contradict each other", location)
 	}
 	if _, err := opts.Algorithm.New(); err != nil {
 		return nil, fmt.Errorf("deb: %w", err)
 	}
 	for _, s := range []string{suite, component, arch} {
-		if s == "" || strings.Contains(s, "..") || strings.HasPrefix(s, "/") {
+		if s == "" || strings.Contains(s, "..") || strings.HasPrefix(s, "/") || strings.ContainsAny(s, "?#\\") {
 			return nil, fmt.Errorf("deb: bad suite, component or architecture %q", s)
 		}
+	}
+	now := time.Now()
+	if opts.Now != nil {
+		now = opts.Now()
 	}
 	f, err := newFetcher(location, opts)
 	if err != nil {
 		return nil, err
 	}
 	dist := "dists/" + suite + "/"
-	rel, err := f.get(ctx, dist+"Release", maxRelease)
-	if errors.Is(err, ErrNotFound) {
-		var inrel []byte
-		if inrel, err = f.get(ctx, dist+"InRelease", maxRelease); err == nil {
-			rel, err = stripClearsign(inrel)
-		}
-	}
+	text, relName, signer, err := readRelease(ctx, f, dist, opts, now)
 	if err != nil {
 		return nil, err
 	}
-	files, err := parseReleaseSHA256(rel)
+	rel, err := parseRelease(text)
 	if err != nil {
-		return nil, fmt.Errorf("deb: %s: %w", f.name(dist+"Release"), err)
+		return nil, fmt.Errorf("deb: %s: %w", relName, err)
+	}
+	if err := rel.check(suite, now, opts.AllowExpiredRelease); err != nil {
+		return nil, fmt.Errorf("deb: %s: %w", relName, err)
 	}
 	base := component + "/binary-" + arch + "/Packages"
 	for _, ext := range []string{".xz", ".gz", ""} {
-		want, ok := files[base+ext]
+		want, ok := rel.sha256[base+ext]
 		if !ok {
 			continue
 		}
 		if want.size > maxIndex {
-			return nil, fmt.Errorf("deb: %s: %s is %d bytes (limit %d)", f.name(dist+"Release"), base+ext, want.size, maxIndex)
+			return nil, fmt.Errorf("deb: %s: %s is %d bytes (limit %d)", relName, base+ext, want.size, maxIndex)
 		}
 		name := dist + base + ext
 		raw, err := f.get(ctx, name, want.size)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkHash(raw, want.size, want.sum); err != nil {
+		if err := checkHash(raw, want.size, want.sum, relName); err != nil {
 			return nil, fmt.Errorf("deb: %s: %w", f.name(name), err)
 		}
 		pkgs, err := parsePackages(bytes.NewReader(raw), ext)
 		if err != nil {
 			return nil, fmt.Errorf("deb: %s: %w", f.name(name), err)
 		}
-		r := &Repo{fetch: f, opts: opts, index: f.name(name), packages: pkgs}
+		r := &Repo{fetch: f, opts: opts, index: f.name(name), packages: pkgs, signer: signer}
 		if len(opts.Packages) > 0 {
 			if err := r.restrict(opts.Packages); err != nil {
 				return nil, err
@@ -166,7 +192,57 @@ func OpenRepo(ctx context.Context, location, suite, component, arch string, opts
 		}
 		return r, nil
 	}
-	return nil, fmt.Errorf("deb: %s: its SHA256 section lists no %s{.xz,.gz,}", f.name(dist+"Release"), base)
+	return nil, fmt.Errorf("deb: %s: its SHA256 section lists no %s{.xz,.gz,}", relName, base)
+}
+
+// readRelease returns the Release text, the name of the file it came from
+// and, when verified, the signer's fingerprint.
+func readRelease(ctx context.Context, f fetcher, dist string, opts RepoOptions, now time.Time) (text []byte, name, signer string, err error) {
+	if opts.InsecureSkipReleaseSignature {
+		name = f.name(dist + "Release")
+		text, err = f.get(ctx, dist+"Release", maxRelease)
+		if errors.Is(err, ErrNotFound) {
+			name = f.name(dist + "InRelease")
+			if text, err = f.get(ctx, dist+"InRelease", maxRelease); err == nil {
+				text, err = stripClearsign(text)
+				if err != nil {
+					err = fmt.Errorf("deb: %s: %w", name, err)
+				}
+			}
+		}
+		return text, name, "", err
+	}
+	kr, err := parseKeyring(opts.Keyring)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("deb: %w", err)
+	}
+	name = f.name(dist + "InRelease")
+	inrel, err := f.get(ctx, dist+"InRelease", maxRelease)
+	if err == nil {
+		text, signer, err = verifyInRelease(inrel, kr, now)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("deb: %s: %w", name, err)
+		}
+		return text, name, signer, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, "", "", err
+	}
+	name = f.name(dist + "Release")
+	if text, err = f.get(ctx, dist+"Release", maxRelease); err != nil {
+		return nil, "", "", err
+	}
+	sig, err := f.get(ctx, dist+"Release.gpg", maxRelease)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", "", fmt.Errorf("deb: %s: %w: neither InRelease nor Release.gpg exists: %w", name, ErrSignature, err)
+	}
+	if err != nil {
+		return nil, "", "", err
+	}
+	if signer, err = verifyDetached(text, sig, kr, now); err != nil {
+		return nil, "", "", fmt.Errorf("deb: %s: %w", name, err)
+	}
+	return text, name, signer, nil
 }
 
 func (r *Repo) restrict(names []string) error {
@@ -227,9 +303,10 @@ func (r *Repo) Open(ctx context.Context, p Package) (d *Deb, cleanup func(), err
 }
 
 // Walk fetches, verifies and hashes every package (RepoOptions.Concurrency
-// at a time) and, once all have succeeded, yields their digests package by
-// package in Filename order, each package's as Deb.Walk orders them. The
-// first failure stops the walk and nothing is yielded.
+// at a time) and, once all have succeeded, yields their digests sorted by
+// path then digest, a (path, digest) pair shipped by several packages once.
+// The first failure stops the walk and nothing is yielded. All digests are
+// held in memory until then (about 100 bytes each).
 func (r *Repo) Walk(ctx context.Context, yield func(digests.Digest) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -279,14 +356,25 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var all []digests.Digest
 	for _, ds := range results {
-		for _, d := range ds {
-			if err := yield(d); err != nil {
-				return err
-			}
+		all = append(all, ds...)
+	}
+	slices.SortFunc(all, compareDigests)
+	all = slices.CompactFunc(all, func(a, b digests.Digest) bool { return compareDigests(a, b) == 0 })
+	for _, d := range all {
+		if err := yield(d); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func compareDigests(a, b digests.Digest) int {
+	if c := strings.Compare(a.Path, b.Path); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Value, b.Value)
 }
 
 func (r *Repo) walkOne(ctx context.Context, p Package) ([]digests.Digest, error) {
@@ -300,86 +388,10 @@ func (r *Repo) walkOne(ctx context.Context, p Package) ([]digests.Digest, error)
 	return ds, err
 }
 
-type releaseFile struct {
-	size int64
-	sum  []byte
-}
-
-// parseReleaseSHA256 returns the SHA256 section of a Release file: path
-// (relative to dists/<suite>/) → size and hash. Field names are
-// case-insensitive (deb822(5)).
-func parseReleaseSHA256(rel []byte) (map[string]releaseFile, error) {
-	files := map[string]releaseFile{}
-	in := false
-	seen := false
-	for i, line := range strings.Split(string(rel), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if line == "" {
-			if seen {
-				break // only the first paragraph is the Release
-			}
-			continue
-		}
-		seen = true
-		if line[0] != ' ' && line[0] != '\t' {
-			name, _, ok := strings.Cut(line, ":")
-			if !ok {
-				return nil, fmt.Errorf("line %d: not a field: %q", i+1, line)
-			}
-			in = strings.EqualFold(strings.TrimSpace(name), "SHA256")
-			continue
-		}
-		if !in {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("line %d: SHA256 entry %q: want hash, size and path", i+1, line)
-		}
-		sum, err := hex.DecodeString(f[0])
-		if err != nil || len(sum) != sha256.Size {
-			return nil, fmt.Errorf("line %d: bad SHA-256 %q", i+1, f[0])
-		}
-		size, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil || size < 0 {
-			return nil, fmt.Errorf("line %d: bad size %q", i+1, f[1])
-		}
-		files[f[2]] = releaseFile{size: size, sum: sum}
-	}
-	if len(files) == 0 {
-		return nil, errors.New("no SHA256 section")
-	}
-	return files, nil
-}
-
-// stripClearsign returns the text of an OpenPGP cleartext-signed message
-// (RFC 9580 §7) without checking the signature.
-func stripClearsign(b []byte) ([]byte, error) {
-	s := strings.ReplaceAll(string(b), "\r\n", "\n")
-	const begin = "-----BEGIN PGP SIGNED MESSAGE-----\n"
-	if !strings.HasPrefix(s, begin) {
-		return b, nil // not signed at all: a Release under the other name
-	}
-	_, body, ok := strings.Cut(s[len(begin):], "\n\n") // armor headers end at a blank line
-	if !ok {
-		return nil, errors.New("deb: InRelease: no end to the armor headers")
-	}
-	text, _, ok := strings.Cut(body, "\n-----BEGIN PGP SIGNATURE-----")
-	if !ok {
-		return nil, errors.New("deb: InRelease: no signature block")
-	}
-	var out strings.Builder
-	for _, l := range strings.Split(text, "\n") {
-		out.WriteString(strings.TrimPrefix(l, "- "))
-		out.WriteByte('\n')
-	}
-	return []byte(out.String()), nil
-}
-
-func checkHash(b []byte, size int64, sum []byte) error {
+func checkHash(b []byte, size int64, sum []byte, relName string) error {
 	got := sha256.Sum256(b)
 	if int64(len(b)) != size || !bytes.Equal(got[:], sum) {
-		return fmt.Errorf("%w: %d bytes with SHA-256 %x, Release says %d bytes with %x", ErrHashMismatch, len(b), got, size, sum)
+		return fmt.Errorf("%w: %d bytes with SHA-256 %x, %s says %d bytes with %x", ErrHashMismatch, len(b), got, relName, size, sum)
 	}
 	return nil
 }
