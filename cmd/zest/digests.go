@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zest-attest/zest/digests"
+	"github.com/zest-attest/zest/digests/deb"
 	"github.com/zest-attest/zest/digests/fstree"
 	"github.com/zest-attest/zest/digests/imasig"
 	"github.com/zest-attest/zest/digests/initrd"
@@ -172,10 +173,28 @@ one JSON object per line with --json.`,
 			return run(cmd, src)
 		},
 	}
-	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd} {
+	var noMergedUsr bool
+	debCmd := &cobra.Command{
+		Use:   "deb FILE",
+		Short: "Digests of the files inside a Debian package",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alg, err := parseAlgo(algo)
+			if err != nil {
+				return err
+			}
+			src, err := deb.New(args[0], deb.Options{Algorithm: alg, NoMergedUsr: noMergedUsr})
+			if err != nil {
+				return err
+			}
+			return run(cmd, src)
+		},
+	}
+	debCmd.Flags().BoolVar(&noMergedUsr, "no-merged-usr", false, "keep /bin, /sbin, /lib paths instead of mapping them under /usr")
+	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd, debCmd} {
 		sc.Flags().StringVar(&algo, "algo", "sha256", "digest algorithm: sha1, sha256, sha384, sha512")
 	}
-	c.AddCommand(rpmCmd, repoCmd, rootfsCmd, initrdCmd)
+	c.AddCommand(rpmCmd, repoCmd, debCmd, rootfsCmd, initrdCmd)
 	return c
 }
 

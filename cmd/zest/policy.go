@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zest-attest/zest/digests"
+	"github.com/zest-attest/zest/digests/deb"
 	"github.com/zest-attest/zest/digests/fstree"
 	"github.com/zest-attest/zest/digests/initrd"
 	"github.com/zest-attest/zest/digests/rpm"
@@ -60,6 +61,9 @@ func (a *app) policyRuntimeCmd() *cobra.Command {
 		rootOwnedOnly, includeEarly bool
 		rpms, rpmRepos              []string
 		repoKey, cacheDir           string
+		debs                        []string
+		debRepo                     debRepoFlags
+		noMergedUsr                 bool
 		hashPayload                 bool
 		workers                     int
 		legacy, timestamp           bool
@@ -78,8 +82,8 @@ identical bytes.`,
   zest policy runtime --base-policy policy.json --initrd /boot -o policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(rootfs)+len(initrds)+len(rpms)+len(rpmRepos)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
-				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --rpm, --rpm-repo, --ima-log, --allowlist, --base-policy")
+			if len(rootfs)+len(initrds)+len(rpms)+len(rpmRepos)+len(debs)+len(debRepo.locations)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
+				return usageErrorf("no inputs: give at least one of --rootfs, --initrd, --rpm, --rpm-repo, --deb, --deb-repo, --ima-log, --allowlist, --base-policy")
 			}
 			if algo != "" {
 				a, err := digests.ParseAlgorithm(algo)
@@ -114,6 +118,24 @@ identical bytes.`,
 							trees = append(trees, t)
 						}
 						return t, err
+					},
+				})
+			}
+			for _, f := range debs {
+				f := f
+				opts.HashSources = append(opts.HashSources, policygen.HashSource{
+					Name: "deb " + f,
+					Open: func(alg digests.Algorithm) (digests.Source, error) {
+						return deb.New(f, deb.Options{Algorithm: alg, NoMergedUsr: noMergedUsr, Progress: prog})
+					},
+				})
+			}
+			for _, loc := range debRepo.locations {
+				loc := loc
+				opts.HashSources = append(opts.HashSources, policygen.HashSource{
+					Name: "APT repository " + loc,
+					Open: func(alg digests.Algorithm) (digests.Source, error) {
+						return debRepo.open(cmd.Context(), loc, alg, noMergedUsr, prog)
 					},
 				})
 			}
@@ -190,6 +212,9 @@ identical bytes.`,
 	f.StringVar(&repoKey, "repo-key", "", "with --rpm-repo: EC public key `PEM` that must have signed repodata/repomd.xml (repomd.xml.asc)")
 	f.StringVar(&cacheDir, "cache-dir", "", "with --rpm-repo: keep per-package results in `DIR`, so a re-run fetches only new packages")
 	f.BoolVar(&hashPayload, "hash-payload", false, "with --rpm: decompress payloads and check every file against its header digest")
+	f.StringArrayVar(&debs, "deb", nil, "hash the files inside a Debian package `FILE` (repeatable)")
+	debRepo.register(f)
+	f.BoolVar(&noMergedUsr, "no-merged-usr", false, "with --deb/--deb-repo: keep /bin, /sbin, /lib paths instead of mapping them under /usr")
 	f.StringArrayVar(&opts.IMALogs, "ima-log", nil, "add the measurements of a golden machine's IMA ASCII log `FILE` (repeatable)")
 	f.StringArrayVar(&opts.Allowlists, "allowlist", nil, "add a flat allowlist `FILE` (<hex>  <path> per line; repeatable)")
 	f.StringArrayVar(&opts.ExcludeFiles, "exclude", nil, "add the RE2 regexes in `FILE` (one per line) to excludes (repeatable)")

@@ -73,7 +73,7 @@ func FuzzRepoIndex(f *testing.F) {
 		f.Add(readFixture(f, n))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = parseReleaseSHA256(data)
+		_, _ = parseRelease(data)
 		_, _ = stripClearsign(data)
 		ps, err := parsePackages(bytes.NewReader(data), "")
 		if err != nil {

@@ -47,8 +47,11 @@ import (
 
 // Options control a Repo. The zero value is the strict choice.
 type Options struct {
-	// Workers is the number of packages read at once; 0 means 4.
+	// Workers is the number of packages read at once; 0 means 8.
 	Workers int
+	// PerHost bounds the HTTP requests in flight to one host (packages
+	// may sit on other hosts through xml:base); 0 means 6.
+	PerHost int
 	// Retries is how often a request failing with a 5xx status or a
 	// transport error is retried, with doubling backoff from 100ms; 0
 	// means 3, negative means none. 4xx answers are never retried.
@@ -70,8 +73,16 @@ type Options struct {
 	// HeadersOnly skips the filelists-ext fast path, so that IMA
 	// signatures (only in headers) are read.
 	HeadersOnly bool
-	// Progress, if not nil, is told per package the digests it gave and
-	// the header bytes read.
+	// VerifyPackages reads every package whole and checks it against
+	// primary.xml's <checksum> (the pkgid), instead of reading only its
+	// header. Only then does a verified repomd.xml signature cover the
+	// digests: a header's SHA256HEADER sits in the unauthenticated
+	// signature header, so a header read alone is checked for integrity
+	// but not authenticated. Costs the whole package per package.
+	VerifyPackages bool
+	// Progress, if not nil, is told once per package done: Add(1, bytes
+	// read from the repository for it; 0 when it came from CacheDir).
+	// The filelists-ext fast path reports Add(1, 0) per package.
 	Progress digests.Progress
 }
 
@@ -93,6 +104,9 @@ type Repo struct {
 	client *http.Client
 	md     *repomd
 
+	hostMu sync.Mutex
+	hosts  map[string]chan struct{} // per-host request slots
+
 	mu    sync.Mutex
 	stats Stats
 }
@@ -109,7 +123,10 @@ var ErrSignature = errors.New("repomd.xml signature")
 func Open(ctx context.Context, location string, opts Options) (*Repo, error) {
 	r := &Repo{loc: location, opts: opts, client: opts.HTTPClient}
 	if r.opts.Workers <= 0 {
-		r.opts.Workers = 4
+		r.opts.Workers = 8
+	}
+	if r.opts.PerHost <= 0 {
+		r.opts.PerHost = 6
 	}
 	if r.opts.Retries == 0 {
 		r.opts.Retries = 3
@@ -312,7 +329,7 @@ func (r *Repo) walkExt(ctx context.Context, f *dataFile) ([]digests.Digest, Stat
 		return nil, st, err
 	}
 	if r.opts.Progress != nil {
-		r.opts.Progress.Add(int64(len(out)), 0)
+		r.opts.Progress.Add(int64(st.Packages), 0)
 	}
 	return out, st, nil
 }
@@ -422,7 +439,7 @@ func (r *Repo) packageFiles(ctx context.Context, p *pkgRef) (*pkgFiles, bool, er
 			return nil, false, err
 		}
 		if r.opts.Progress != nil {
-			r.opts.Progress.Add(int64(len(pf.Files)), 0)
+			r.opts.Progress.Add(1, 0)
 		}
 		return pf, true, nil
 	}
@@ -457,7 +474,7 @@ func (r *Repo) packageFiles(ctx context.Context, p *pkgRef) (*pkgFiles, bool, er
 		pf.Files = append(pf.Files, digests.Digest{Path: digests.IMAPath(fi.Path), Algorithm: alg, Value: fi.Digest, Signature: fi.Signature})
 	}
 	if r.opts.Progress != nil {
-		r.opts.Progress.Add(int64(len(pf.Files)), n)
+		r.opts.Progress.Add(1, n)
 	}
 	if err := r.cachePut(p, pf); err != nil {
 		return nil, false, err
@@ -490,6 +507,9 @@ func (r *Repo) header(ctx context.Context, p *pkgRef) (*rpm.Header, int64, error
 			return nil, 0, fmt.Errorf("rpmrepo: %w", err)
 		}
 		defer fh.Close()
+		if r.opts.VerifyPackages {
+			return r.wholeHeader(p, fh, fp)
+		}
 		hdr, err := rpm.ReadHeader(bufio.NewReaderSize(io.LimitReader(fh, p.HeaderEnd), 64<<10), fp)
 		if err != nil {
 			return nil, 0, err
@@ -500,6 +520,21 @@ func (r *Repo) header(ctx context.Context, p *pkgRef) (*rpm.Header, int64, error
 	if err != nil {
 		return nil, 0, err
 	}
+	if r.opts.VerifyPackages {
+		var (
+			hdr *rpm.Header
+			n   int64
+		)
+		err := r.do(ctx, u, "", func(resp *http.Response) error {
+			if resp.StatusCode != http.StatusOK {
+				return statusError(u, resp)
+			}
+			var err error
+			hdr, n, err = r.wholeHeader(p, resp.Body, u.String())
+			return err
+		})
+		return hdr, n, err
+	}
 	b, err := r.fetchRange(ctx, u, p.HeaderEnd)
 	if err != nil {
 		return nil, 0, err
@@ -509,6 +544,43 @@ func (r *Repo) header(ctx context.Context, p *pkgRef) (*rpm.Header, int64, error
 		return nil, 0, err
 	}
 	return hdr, int64(len(b)), nil
+}
+
+// MaxPackageSize bounds a package read whole (Options.VerifyPackages).
+const MaxPackageSize = 16 << 30
+
+// ErrPackageChecksum reports a package whose bytes do not match
+// primary.xml's <checksum>.
+var ErrPackageChecksum = errors.New("package checksum mismatch")
+
+// wholeHeader reads a whole package, checks it against primary.xml's
+// checksum, and only then returns its header.
+func (r *Repo) wholeHeader(p *pkgRef, rd io.Reader, name string) (*rpm.Header, int64, error) {
+	c, err := newChecksum(checksum{Type: p.ChecksumType, Value: p.Checksum}, r.opts.AllowMD5)
+	if err != nil {
+		return nil, 0, fmt.Errorf("rpmrepo: %s: primary.xml checksum: %w", name, err)
+	}
+	var head bytes.Buffer
+	head.Grow(int(p.HeaderEnd))
+	cr := &countReader{r: io.LimitReader(rd, MaxPackageSize+1)}
+	tr := io.TeeReader(cr, c)
+	if _, err := io.CopyN(&head, tr, p.HeaderEnd); err != nil && err != io.EOF {
+		return nil, 0, fmt.Errorf("rpmrepo: %s: %w", name, err)
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return nil, 0, fmt.Errorf("rpmrepo: %s: %w", name, err)
+	}
+	if cr.n > MaxPackageSize {
+		return nil, 0, fmt.Errorf("rpmrepo: %s: larger than %d bytes", name, int64(MaxPackageSize))
+	}
+	if got := c.h.Sum(nil); !bytes.Equal(got, c.want) {
+		return nil, 0, fmt.Errorf("rpmrepo: %s: %s %x, primary.xml says %x: %w", name, c.typ, got, c.want, ErrPackageChecksum)
+	}
+	hdr, err := rpm.ReadHeader(bytes.NewReader(head.Bytes()), name)
+	if err != nil {
+		return nil, 0, err
+	}
+	return hdr, cr.n, nil
 }
 
 // localPath resolves a location href inside the repository directory.
@@ -666,7 +738,33 @@ func (r *Repo) do(ctx context.Context, u *url.URL, rangeHdr string, fn func(*htt
 	return err
 }
 
+// slot takes one of u's host's PerHost request slots; the returned
+// function gives it back.
+func (r *Repo) slot(ctx context.Context, u *url.URL) (func(), error) {
+	r.hostMu.Lock()
+	if r.hosts == nil {
+		r.hosts = map[string]chan struct{}{}
+	}
+	ch := r.hosts[u.Host]
+	if ch == nil {
+		ch = make(chan struct{}, r.opts.PerHost)
+		r.hosts[u.Host] = ch
+	}
+	r.hostMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 func (r *Repo) once(ctx context.Context, u *url.URL, rangeHdr string, fn func(*http.Response) error) error {
+	release, err := r.slot(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer release()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("rpmrepo: %w", err)
