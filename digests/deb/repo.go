@@ -34,7 +34,7 @@ var ErrHashMismatch = errors.New("size or SHA-256 does not match the index")
 
 // ErrNoKeyring is returned by OpenRepo when RepoOptions has neither a
 // Keyring nor InsecureSkipReleaseSignature.
-var ErrNoKeyring = errors.New("no keyring to verify the Release signature with (set RepoOptions.Keyring, or InsecureSkipReleaseSignature to trust the Release as fetched)")
+var ErrNoKeyring = errors.New("no keyring to verify the Release signature with: give the archive keyring, or explicitly skip the check to trust the Release as fetched")
 
 // Limits on what a repository may make zest read.
 const (
