@@ -104,12 +104,33 @@ func (a *ArReader) next() (*ArMember, error) {
 	if _, err := a.r.ReadAt(h[:], off); err != nil {
 		return nil, &FormatError{Input: a.input, Offset: off, Msg: "reading an ar member header", Err: err}
 	}
+	m, err := parseArHeader(h, off, a.input)
+	if err != nil {
+		return nil, err
+	}
+	name, size := m.Name, m.Size
+	if size > remain-arHeaderLen {
+		return nil, &FormatError{Input: a.input, Member: name, Offset: off,
+			Msg: fmt.Sprintf("member size %d, but only %d bytes follow its header", size, remain-arHeaderLen), Err: ErrTruncated}
+	}
+	next := off + arHeaderLen + size
+	if size%2 == 1 && next < a.size {
+		next++ // members start on even offsets; the last one may lack its pad byte
+	}
+	a.off = next
+	m.Content = io.NewSectionReader(a.r, off+arHeaderLen, size)
+	return m, nil
+}
+
+// parseArHeader checks and parses the 60-byte member header at off.
+// Content is left nil.
+func parseArHeader(h [arHeaderLen]byte, off int64, input string) (*ArMember, error) {
 	name := strings.TrimRight(string(h[0:16]), " ")
 	if strings.HasSuffix(name, "/") && name != "/" && name != "//" {
 		name = strings.TrimSuffix(name, "/")
 	}
 	fail := func(format string, args ...any) error {
-		return &FormatError{Input: a.input, Member: name, Offset: off, Msg: fmt.Sprintf(format, args...)}
+		return &FormatError{Input: input, Member: name, Offset: off, Msg: fmt.Sprintf(format, args...)}
 	}
 	if string(h[58:60]) != "`\n" {
 		return nil, fail("bad ar member header terminator %q", h[58:60])
@@ -130,22 +151,7 @@ func (a *ArReader) next() (*ArMember, error) {
 	if err != nil {
 		return nil, fail("mode field %q: %v", h[40:48], err)
 	}
-	if size > remain-arHeaderLen {
-		return nil, &FormatError{Input: a.input, Member: name, Offset: off,
-			Msg: fmt.Sprintf("member size %d, but only %d bytes follow its header", size, remain-arHeaderLen), Err: ErrTruncated}
-	}
-	next := off + arHeaderLen + size
-	if size%2 == 1 && next < a.size {
-		next++ // members start on even offsets; the last one may lack its pad byte
-	}
-	a.off = next
-	return &ArMember{
-		Name:    name,
-		Offset:  off,
-		Size:    size,
-		Mode:    mode,
-		Content: io.NewSectionReader(a.r, off+arHeaderLen, size),
-	}, nil
+	return &ArMember{Name: name, Offset: off, Size: size, Mode: mode}, nil
 }
 
 // arNumber parses a space-padded, left-aligned ASCII number. An all-blank

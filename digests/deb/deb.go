@@ -20,7 +20,6 @@ package deb
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -116,80 +115,97 @@ func (d *Deb) ControlMember() string { return d.layout.control.Name }
 // DataMember names the data member ("data.tar.xz").
 func (d *Deb) DataMember() string { return d.layout.data.Name }
 
-// readLayout walks the ar members as dpkg-deb does (deb(5)): debian-binary
-// first, with major version 2; then control.tar*, then data.tar*; members
-// whose names start with '_' may come between them and are skipped, as is
-// anything after data.tar.
+// memberIter yields ar members with a reader of their content, or io.EOF.
+type memberIter func() (*ArMember, io.Reader, error)
+
+// readLayout walks the ar members of an archive of known size.
 func readLayout(r io.ReaderAt, size int64, input string) (layout, error) {
-	var l layout
 	ar, err := NewArReader(r, size, input)
 	if err != nil {
-		return l, err
+		return layout{}, err
 	}
-	m, err := ar.Next()
+	next := func() (*ArMember, io.Reader, error) {
+		m, err := ar.Next()
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, m.Content, nil
+	}
+	l, _, err := walkLayout(next, input, func() int64 { return ar.off })
+	return l, err
+}
+
+// walkLayout walks the ar members as dpkg-deb does (deb(5)): debian-binary
+// first, with major version 2; then control.tar*, then data.tar*; members
+// whose names start with '_' may come between them and are skipped. It
+// stops at data.tar and returns its content reader; what follows it is not
+// read. offset reports where the iterator is, for errors.
+func walkLayout(next memberIter, input string, offset func() int64) (layout, io.Reader, error) {
+	var l layout
+	m, content, err := next()
 	if err == io.EOF {
-		return l, &FormatError{Input: input, Offset: 8, Msg: "empty ar archive", Err: ErrTruncated}
+		return l, nil, &FormatError{Input: input, Offset: 8, Msg: "empty ar archive", Err: ErrTruncated}
 	}
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	fail := func(m *ArMember, format string, args ...any) error {
 		return &FormatError{Input: input, Member: m.Name, Offset: m.Offset, Msg: fmt.Sprintf(format, args...)}
 	}
 	if m.Name != "debian-binary" {
-		return l, fail(m, "first member is not debian-binary")
+		return l, nil, fail(m, "first member is not debian-binary")
 	}
 	if m.Size > 1024 {
-		return l, fail(m, "debian-binary is %d bytes", m.Size)
+		return l, nil, fail(m, "debian-binary is %d bytes", m.Size)
 	}
 	v := make([]byte, m.Size)
-	if _, err := m.Content.ReadAt(v, 0); err != nil && !(err == io.EOF && len(v) == 0) {
-		return l, &FormatError{Input: input, Member: m.Name, Offset: m.Offset, Msg: "reading", Err: err}
+	if _, err := io.ReadFull(content, v); err != nil {
+		return l, nil, &FormatError{Input: input, Member: m.Name, Offset: m.Offset, Msg: "reading", Err: truncation(err)}
 	}
 	line, _, ok := bytes.Cut(v, []byte("\n"))
 	if !ok {
-		return l, fail(m, "debian-binary %q has no newline", v)
+		return l, nil, fail(m, "debian-binary %q has no newline", v)
 	}
 	major, _, _ := strings.Cut(string(line), ".")
 	if major != "2" {
-		return l, fail(m, "unsupported package format version %q (want 2.x)", line)
+		return l, nil, fail(m, "unsupported package format version %q (want 2.x)", line)
 	}
 	l.version = string(line)
-	for l.data == nil {
-		m, err := ar.Next()
+	for {
+		m, content, err := next()
 		if err == io.EOF {
 			what := "control.tar"
 			if l.control != nil {
 				what = "data.tar"
 			}
-			return l, &FormatError{Input: input, Offset: size, Msg: "no " + what + " member", Err: ErrTruncated}
+			return l, nil, &FormatError{Input: input, Offset: offset(), Msg: "no " + what + " member", Err: ErrTruncated}
 		}
 		if err != nil {
-			return l, err
+			return l, nil, err
 		}
 		switch {
 		case strings.HasPrefix(m.Name, "_"):
 			continue
 		case l.control == nil:
 			if !strings.HasPrefix(m.Name, "control.tar") {
-				return l, fail(m, "want control.tar*")
+				return l, nil, fail(m, "want control.tar*")
 			}
 			if _, ok := parseCompression(m.Name, "control.tar"); !ok {
-				return l, fail(m, "unsupported control.tar compression")
+				return l, nil, fail(m, "unsupported control.tar compression")
 			}
 			l.control = m
 		default:
 			if !strings.HasPrefix(m.Name, "data.tar") {
-				return l, fail(m, "want data.tar*")
+				return l, nil, fail(m, "want data.tar*")
 			}
 			c, ok := parseCompression(m.Name, "data.tar")
 			if !ok {
-				return l, fail(m, "unsupported data.tar compression")
+				return l, nil, fail(m, "unsupported data.tar compression")
 			}
 			l.data, l.comp = m, c
+			return l, content, nil
 		}
 	}
-	return l, nil
 }
 
 // Entry is one member of data.tar.
@@ -211,14 +227,10 @@ func isRegular(t byte) bool {
 	return t == tar.TypeReg || t == tar.TypeRegA || t == tar.TypeGNUSparse || t == tar.TypeCont
 }
 
-// Data calls fn for every entry of data.tar, in archive order. For regular
-// files content reads the file's bytes (fn need not read them all); for
-// others it is empty. A hard link (tar.TypeLink) has Linkname set to the
-// Path of the earlier regular file whose content it shares; a symlink's
-// Linkname is its target as written. Entry names with ".." components,
-// hard links to anything but an earlier regular file, and a regular file
-// appearing twice are errors. After the last entry the rest of the stream is
-// read, so that the decompressor checks its trailer (CRC, xz index).
+// Data calls fn for every entry of data.tar, in archive order, with a
+// reader of the entry's content (empty but for regular files; fn need not
+// read it all). It is Reader's Next loop over the package; see Reader for
+// what is checked.
 func (d *Deb) Data(ctx context.Context, fn func(e Entry, content io.Reader) error) error {
 	r, size, closer, err := d.open()
 	if err != nil {
@@ -232,83 +244,26 @@ func (d *Deb) Data(ctx context.Context, fn func(e Entry, content io.Reader) erro
 	if l.data.Offset != d.layout.data.Offset || l.data.Size != d.layout.data.Size || l.data.Name != d.layout.data.Name {
 		return fmt.Errorf("deb: %s: the file changed since it was opened", d.input)
 	}
-	m := l.data
-	counter := &countingReader{r: m.Content}
-	fail := func(err error, format string, args ...any) error {
-		return &FormatError{Input: d.input, Member: m.Name, Offset: m.Offset + arHeaderLen + counter.n, Msg: fmt.Sprintf(format, args...), Err: err}
-	}
-	dec, release, err := decompress(l.comp, bufio.NewReaderSize(counter, 64<<10))
+	dr, err := newReader(d.input, l, l.data.Content)
 	if err != nil {
-		return fail(err, "opening the compressed stream")
+		return err
 	}
-	defer release()
-	tr := tar.NewReader(dec)
-	regular := map[string]bool{}
-	empty := bytes.NewReader(nil)
+	defer dr.Close()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		h, err := tr.Next()
+		e, err := dr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return fail(truncation(err), "reading the tar stream (compressed bytes read so far: %d)", counter.n)
+			return err
 		}
-		p, err := entryPath(h.Name)
-		if err != nil {
-			return fail(err, "tar entry %q", h.Name)
-		}
-		e := Entry{Name: h.Name, Path: p, Type: h.Typeflag, Mode: h.Mode, Linkname: h.Linkname}
-		var content io.Reader = empty
-		switch {
-		case isRegular(h.Typeflag):
-			if regular[p] {
-				return fail(nil, "tar entry %q: %s appears twice", h.Name, p)
-			}
-			regular[p] = true
-			e.Size = h.Size
-			content = &tarContent{tr: tr, fail: func(err error) error {
-				return fail(truncation(err), "reading %s (compressed bytes read so far: %d)", h.Name, counter.n)
-			}}
-		case h.Typeflag == tar.TypeLink:
-			t, err := entryPath(h.Linkname)
-			if err != nil {
-				return fail(err, "hard link %q to %q", h.Name, h.Linkname)
-			}
-			if !regular[t] {
-				return fail(nil, "hard link %q: target %q is not an earlier regular file", h.Name, h.Linkname)
-			}
-			if regular[p] {
-				return fail(nil, "tar entry %q: %s appears twice", h.Name, p)
-			}
-			regular[p] = true
-			e.Linkname = t
-		}
-		if err := fn(e, content); err != nil {
+		if err := fn(*e, dr); err != nil {
 			return err
 		}
 	}
-	if _, err := io.Copy(io.Discard, dec); err != nil {
-		return fail(truncation(err), "reading past the end of the tar archive")
-	}
-	return nil
-}
-
-// tarContent reads a regular file's content and turns read errors into
-// FormatErrors naming the position.
-type tarContent struct {
-	tr   *tar.Reader
-	fail func(error) error
-}
-
-func (c *tarContent) Read(p []byte) (int, error) {
-	n, err := c.tr.Read(p)
-	if err != nil && err != io.EOF {
-		err = c.fail(err)
-	}
-	return n, err
 }
 
 // entryPath turns a tar name ("./usr/bin/x", "usr/bin/x/") into an absolute

@@ -120,13 +120,20 @@ func (r *release) check(suite string, now time.Time, allowExpired bool) error {
 func parseKeyring(b []byte) (openpgp.EntityList, error) {
 	var el openpgp.EntityList
 	var err error
-	if bytes.Contains(b, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
-		el, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(b))
-	} else {
-		el, err = openpgp.ReadKeyRing(bytes.NewReader(b))
+	const begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+	if !bytes.Contains(b, []byte(begin)) {
+		if el, err = openpgp.ReadKeyRing(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
+	// ReadArmoredKeyRing reads one armor block; a keyring file may hold
+	// several, one per key.
+	for i, block := range bytes.Split(b, []byte(begin))[1:] {
+		keys, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(append([]byte(begin), block...)))
+		if err != nil {
+			return nil, fmt.Errorf("keyring: armored block %d: %w", i+1, err)
+		}
+		el = append(el, keys...)
 	}
 	if len(el) == 0 {
 		return nil, errors.New("keyring: no keys")
