@@ -543,6 +543,9 @@ type dirFetcher string
 func (d dirFetcher) name(rel string) string { return filepath.Join(string(d), filepath.FromSlash(rel)) }
 
 func (d dirFetcher) copy(ctx context.Context, rel string, w io.Writer, limit int64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	f, err := os.Open(d.name(rel))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("deb: %s: %w", d.name(rel), ErrNotFound)

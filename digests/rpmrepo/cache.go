@@ -24,23 +24,35 @@ import (
 // header is simply read again.
 const cacheMagic = "zest-rpmrepo-cache 1 "
 
-func (r *Repo) cachePath(p *pkgRef) string {
-	return filepath.Join(r.opts.CacheDir, p.ChecksumType+"-"+p.Checksum+".files")
+// Entries written by a walk with Options.VerifyPackages (the whole
+// package matched its checksum) end in ".verified.files"; such a walk
+// reads only those, so a header cached unverified never stands in for a
+// verified one.
+func (r *Repo) cachePath(p *pkgRef, verified bool) string {
+	ext := ".files"
+	if verified {
+		ext = ".verified.files"
+	}
+	return filepath.Join(r.opts.CacheDir, p.ChecksumType+"-"+p.Checksum+ext)
 }
 
 func (r *Repo) cacheGet(p *pkgRef) (*pkgFiles, bool) {
 	if r.opts.CacheDir == "" {
 		return nil, false
 	}
-	b, err := os.ReadFile(r.cachePath(p))
-	if err != nil {
-		return nil, false
+	for _, verified := range []bool{true, false} {
+		if !verified && r.opts.VerifyPackages {
+			break
+		}
+		b, err := os.ReadFile(r.cachePath(p, verified))
+		if err != nil {
+			continue
+		}
+		if pf, err := parseCache(b); err == nil {
+			return pf, true
+		}
 	}
-	pf, err := parseCache(b)
-	if err != nil {
-		return nil, false
-	}
-	return pf, true
+	return nil, false
 }
 
 func parseCache(b []byte) (*pkgFiles, error) {
@@ -106,7 +118,7 @@ func (r *Repo) cachePut(p *pkgRef, pf *pkgFiles) error {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Rename(tmp.Name(), r.cachePath(p))
+		werr = os.Rename(tmp.Name(), r.cachePath(p, r.opts.VerifyPackages))
 	}
 	if werr != nil {
 		os.Remove(tmp.Name())

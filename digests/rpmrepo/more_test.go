@@ -1,6 +1,7 @@
 package rpmrepo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -226,8 +227,15 @@ func TestPerHost(t *testing.T) {
 func TestVerifyPackages(t *testing.T) {
 	dir := mkRepo(t, "base")
 	pkg := filepath.Join(dir, "Packages", "gzip-sha256.rpm")
-	if _, _, err := walk(t, dir, Options{VerifyPackages: true}); err != nil {
-		t.Fatalf("intact repo: %v", err)
+	vcache := t.TempDir()
+	for i := range 2 {
+		_, st, err := walk(t, dir, Options{VerifyPackages: true, CacheDir: vcache})
+		if err != nil {
+			t.Fatalf("intact repo: %v", err)
+		}
+		if st.Cached != 4*i || st.Fetched != 4*(1-i) {
+			t.Errorf("intact repo, run %d: %+v", i+1, st)
+		}
 	}
 	b, err := os.ReadFile(pkg)
 	if err != nil {
@@ -237,17 +245,75 @@ func TestVerifyPackages(t *testing.T) {
 	if err := os.WriteFile(pkg, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := walk(t, dir, Options{}); err != nil {
+	cache := t.TempDir()
+	if _, _, err := walk(t, dir, Options{CacheDir: cache}); err != nil {
 		t.Fatalf("header path: %v", err)
 	}
 	srv := serve(t, dir)
 	for _, loc := range []string{dir, srv.URL} {
-		w, _, err := walk(t, loc, Options{VerifyPackages: true})
+		// The unverified cache entries from the walk above must not be used.
+		w, _, err := walk(t, loc, Options{VerifyPackages: true, CacheDir: cache})
 		if !errors.Is(err, ErrPackageChecksum) || !strings.Contains(err.Error(), "gzip-sha256.rpm") {
 			t.Errorf("%s: %v", loc, err)
 		}
 		if len(w.all) != 0 {
 			t.Error("digests yielded")
 		}
+	}
+}
+
+// TestTimeoutRetried: a package request that outlives the client's
+// timeout is retried and the walk succeeds.
+func TestTimeoutRetried(t *testing.T) {
+	dir := mkRepo(t, "base")
+	srv := serve(t, dir)
+	var n atomic.Int64
+	srv.setMutate(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "gzip-sha1.rpm") && n.Add(1) == 1 {
+			select {
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+			}
+			return true
+		}
+		return false
+	})
+	w, _, err := walk(t, srv.URL, Options{Retries: 2, HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 || !slices.Equal(w.set, expected(t, pkgList(t, "base"))) {
+		t.Errorf("%d attempts", n.Load())
+	}
+}
+
+// TestXMLBaseOtherHost: primary.xml's <location xml:base> puts the
+// packages on a second server; they are fetched from there (and only
+// there), and the metadata rewrite is covered by repomd.xml's checksums.
+func TestXMLBaseOtherHost(t *testing.T) {
+	dir := mkRepo(t, "full")
+	pkgs := t.TempDir()
+	installRepo(t, pkgs, "full")
+	mirror := serve(t, pkgs)
+	prim := readMetadata(t, dir, "primary")
+	prim = bytes.ReplaceAll(prim, []byte(`<location href="`), []byte(`<location xml:base="`+mirror.URL+`/" href="`))
+	writeMetadata(t, dir, "primary", "gz", prim)
+	if err := os.RemoveAll(filepath.Join(dir, "Packages")); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, dir)
+	w, st, err := walk(t, srv.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.pkgReqs.Load() != 0 || mirror.pkgReqs.Load() != int64(st.Fetched) || st.Fetched != 7 {
+		t.Errorf("stats %+v; repo server %d, mirror %d package requests", st, srv.pkgReqs.Load(), mirror.pkgReqs.Load())
+	}
+	if !slices.Equal(w.set, expected(t, pkgList(t, "full"))) {
+		t.Error("digests differ from .sums")
+	}
+	// A local repository does not follow xml:base.
+	if _, _, err := walk(t, dir, Options{}); err == nil || !strings.Contains(err.Error(), "xml:base") {
+		t.Errorf("local xml:base: %v", err)
 	}
 }

@@ -5,13 +5,24 @@
 // Each metadata file used is checked against repomd.xml's checksums before
 // anything from it is trusted, and is decompressed by magic (gzip, xz,
 // zstd, bzip2 or plain: Keylime takes only gzip, D5). repomd.xml itself is
-// authenticated only when Options.VerifyKey is set (ECDSA-SHA256 over its
-// bytes in repomd.xml.asc, Keylime's non-GPG form).
+// authenticated only when a key is given: Options.VerifyKey (ECDSA-SHA256
+// over its bytes in repomd.xml.asc, Keylime's non-GPG form) or
+// Options.OpenPGPKeys (a detached OpenPGP signature, as dnf's
+// repo_gpgcheck). The key comes from the caller, never from the
+// repository (Keylime trusts repomd.xml.key from the same server).
+//
+// The authentication chain is repomd.xml -> metadata checksums -> each
+// package's <checksum>. A header read alone (the default) is checked
+// against its SHA256HEADER, which sits in the unauthenticated signature
+// header: it proves integrity, not origin. Options.VerifyPackages reads
+// packages whole to close the chain.
 //
 // When repomd.xml lists filelists-ext the digests come from it alone (the
 // fast path: no packages are touched, but no IMA signatures either).
 // Otherwise each binary package in primary.xml has its header read (a local
-// file, or an HTTP Range request for bytes 0..rpm:header-range end) and
+// file, or an HTTP Range request for bytes 0..rpm:header-range end-1; a
+// server that ignores Range and answers 200 is read only that far, then
+// the connection is dropped) and
 // checked with digests/rpm, keeping the IMA signatures that Keylime drops
 // (D4). Headers' file lists can be cached by package checksum.
 //
@@ -27,6 +38,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +53,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/rpm"
 )
@@ -61,9 +74,16 @@ type Options struct {
 	// it has not seen.
 	CacheDir string
 	// VerifyKey, if not nil, must be an *ecdsa.PublicKey: repomd.xml.asc
-	// must then hold its ECDSA-SHA256 DER signature over repomd.xml.
-	// Without a key repomd.xml is not authenticated.
+	// must then hold its ECDSA-SHA256 DER signature over repomd.xml
+	// (Keylime's non-GPG form). Without VerifyKey or OpenPGPKeys
+	// repomd.xml is not authenticated.
 	VerifyKey crypto.PublicKey
+	// OpenPGPKeys, if not empty, holds OpenPGP public keys (binary or
+	// ASCII-armored, as `gpg --export [--armor]` writes them):
+	// repomd.xml.asc must then be a detached OpenPGP signature over
+	// repomd.xml by one of them, as dnf checks with repo_gpgcheck=1.
+	// Setting both VerifyKey and OpenPGPKeys is an error.
+	OpenPGPKeys []byte
 	// HTTPClient is used for remote repositories; nil means a client with
 	// a 60s per-request timeout.
 	HTTPClient *http.Client
@@ -103,6 +123,8 @@ type Repo struct {
 	opts   Options
 	client *http.Client
 	md     *repomd
+
+	signedBy string
 
 	hostMu sync.Mutex
 	hosts  map[string]chan struct{} // per-host request slots
@@ -154,6 +176,16 @@ func Open(ctx context.Context, location string, opts Options) (*Repo, error) {
 		}
 		r.dir = location
 	}
+	if opts.VerifyKey != nil && len(opts.OpenPGPKeys) > 0 {
+		return nil, fmt.Errorf("rpmrepo: %w: both VerifyKey and OpenPGPKeys are set; give the one key repomd.xml.asc is made with", ErrSignature)
+	}
+	var ring openpgp.EntityList
+	if len(opts.OpenPGPKeys) > 0 {
+		var err error
+		if ring, err = parseKeyring(opts.OpenPGPKeys); err != nil {
+			return nil, fmt.Errorf("rpmrepo: %w: OpenPGPKeys: %w", ErrSignature, err)
+		}
+	}
 	var key *ecdsa.PublicKey
 	if opts.VerifyKey != nil {
 		k, ok := opts.VerifyKey.(*ecdsa.PublicKey)
@@ -166,17 +198,31 @@ func Open(ctx context.Context, location string, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if key != nil {
+	if key != nil || ring != nil {
 		sig, sigName, err := r.get(ctx, "repodata/repomd.xml.asc", MaxSignatureSize)
 		if err != nil {
-			return nil, fmt.Errorf("rpmrepo: %w: VerifyKey is set but the signature cannot be read: %w", ErrSignature, err)
+			return nil, fmt.Errorf("rpmrepo: %w: a key is set but the signature cannot be read: %w", ErrSignature, err)
 		}
-		if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
-			return nil, fmt.Errorf("rpmrepo: %s: %w: OpenPGP signatures are not supported (sign repomd.xml with ECDSA-SHA256, or give no key)", sigName, ErrSignature)
-		}
-		sum := sha256.Sum256(b)
-		if !ecdsa.VerifyASN1(key, sum[:], bytes.TrimSpace(sig)) && !ecdsa.VerifyASN1(key, sum[:], sig) {
-			return nil, fmt.Errorf("rpmrepo: %s: %w: does not verify with the given key", sigName, ErrSignature)
+		if ring != nil {
+			fp, err := verifyOpenPGP(b, sig, ring, time.Now())
+			if err != nil {
+				return nil, fmt.Errorf("rpmrepo: %s: %w: %w", sigName, ErrSignature, err)
+			}
+			r.signedBy = "openpgp:" + fp
+		} else {
+			if bytes.Contains(sig, []byte("-----BEGIN PGP")) {
+				return nil, fmt.Errorf("rpmrepo: %s: %w: an OpenPGP signature, but VerifyKey is an ECDSA key (give the OpenPGP key as OpenPGPKeys)", sigName, ErrSignature)
+			}
+			sum := sha256.Sum256(b)
+			if !ecdsa.VerifyASN1(key, sum[:], bytes.TrimSpace(sig)) && !ecdsa.VerifyASN1(key, sum[:], sig) {
+				return nil, fmt.Errorf("rpmrepo: %s: %w: does not verify with the given key", sigName, ErrSignature)
+			}
+			der, err := x509.MarshalPKIXPublicKey(key)
+			if err != nil {
+				return nil, fmt.Errorf("rpmrepo: %w: %w", ErrSignature, err)
+			}
+			h := sha256.Sum256(der)
+			r.signedBy = "ecdsa:" + hex.EncodeToString(h[:])
 		}
 	}
 	md, err := parseRepomd(b, name)
@@ -186,6 +232,11 @@ func Open(ctx context.Context, location string, opts Options) (*Repo, error) {
 	r.md = md
 	return r, nil
 }
+
+// SignedBy names the key repomd.xml's signature was verified with:
+// "openpgp:<fingerprint hex>" or "ecdsa:<hex SHA-256 of the key's PKIX
+// DER>"; "" when no key was given (repomd.xml not authenticated).
+func (r *Repo) SignedBy() string { return r.signedBy }
 
 // Stats returns the counters of the last Walk.
 func (r *Repo) Stats() Stats {

@@ -619,7 +619,7 @@ func TestRepomdSignature(t *testing.T) {
 		t.Errorf("RSA key: %v", err)
 	}
 	os.WriteFile(asc, []byte("-----BEGIN PGP SIGNATURE-----\n\nxx\n-----END PGP SIGNATURE-----\n"), 0o644)
-	if _, err := Open(ctx, dir, Options{VerifyKey: &key.PublicKey}); !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "not supported") {
+	if _, err := Open(ctx, dir, Options{VerifyKey: &key.PublicKey}); !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "OpenPGPKeys") {
 		t.Errorf("PGP .asc: %v", err)
 	}
 	if _, err := Open(ctx, dir, Options{}); err != nil {
