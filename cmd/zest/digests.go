@@ -137,7 +137,7 @@ one JSON object per line with --json.`,
 			return err
 		},
 	}
-	repoCmd.Flags().StringVar(&repoKey, "repo-key", "", "EC public key `PEM` that must have signed repodata/repomd.xml")
+	repoCmd.Flags().StringVar(&repoKey, "repo-key", "", "EC public key PEM or OpenPGP keyring `FILE` that must have signed repodata/repomd.xml")
 	repoCmd.Flags().StringVar(&cacheDir, "cache-dir", "", "keep per-package results in `DIR` so a re-run fetches only new packages")
 
 	var algo string
@@ -206,11 +206,15 @@ func openRPMRepo(ctx context.Context, loc, keyFile, cacheDir string, prog digest
 		if err != nil {
 			return nil, err
 		}
-		k, err := dsse.LoadPublicKey(kb)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", keyFile, err)
+		// An EC public key (Keylime's non-GPG form) or an OpenPGP keyring.
+		if k, err := dsse.LoadPublicKey(kb); err == nil {
+			opts.VerifyKey = k
+		} else {
+			opts.OpenPGPKeys = kb
 		}
-		opts.VerifyKey = k
+		// With a signed repomd.xml, also tie every package to primary's
+		// checksum: a header alone is covered by no signature.
+		opts.VerifyPackages = true
 	}
 	return rpmrepo.Open(ctx, loc, opts)
 }

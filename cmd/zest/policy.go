@@ -209,7 +209,7 @@ identical bytes.`,
 	f.BoolVar(&includeEarly, "include-early-cpio", false, "with --initrd: also hash the early uncompressed cpio (microcode), which Keylime skips")
 	f.StringArrayVar(&rpms, "rpm", nil, "add the file digests in RPM package headers; `FILE` or GLOB (repeatable)")
 	f.StringArrayVar(&rpmRepos, "rpm-repo", nil, "add every binary package of an RPM repository `DIR|URL` (repodata/repomd.xml; repeatable)")
-	f.StringVar(&repoKey, "repo-key", "", "with --rpm-repo: EC public key `PEM` that must have signed repodata/repomd.xml (repomd.xml.asc)")
+	f.StringVar(&repoKey, "repo-key", "", "with --rpm-repo: EC public key PEM or OpenPGP keyring `FILE` that must have signed repodata/repomd.xml (repomd.xml.asc); packages are then checked whole against primary")
 	f.StringVar(&cacheDir, "cache-dir", "", "with --rpm-repo: keep per-package results in `DIR`, so a re-run fetches only new packages")
 	f.BoolVar(&hashPayload, "hash-payload", false, "with --rpm: decompress payloads and check every file against its header digest")
 	f.StringArrayVar(&debs, "deb", nil, "hash the files inside a Debian package `FILE` (repeatable)")
