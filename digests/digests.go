@@ -114,3 +114,10 @@ type Progress interface {
 	// Add reports that files more files and bytes more bytes were hashed.
 	Add(files, bytes int64)
 }
+
+// ProgressTotal is implemented by Progress values that can show an ETA: a
+// source that knows how many items it will report (packages of a
+// repository) announces the count before it starts.
+type ProgressTotal interface {
+	SetTotal(items int64)
+}

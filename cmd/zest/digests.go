@@ -122,7 +122,7 @@ one JSON object per line with --json.`,
 		Short: "Digests of every binary package in an RPM repository (local directory or http(s) URL)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prog := a.startProgress("packages")
+			prog := a.startProgressUnit("RPM repository", "packages")
 			defer prog.Stop()
 			repo, err := openRPMRepo(cmd.Context(), args[0], repoKey, cacheDir, prog)
 			if err != nil {

@@ -56,6 +56,8 @@ func (a *app) writeOutput(path string, data []byte) error {
 // counts.
 type progress struct {
 	files, bytes atomic.Int64
+	total        atomic.Int64 // items expected, 0 if unknown
+	unit         string
 	a            *app
 	label        string
 	start        time.Time
@@ -64,7 +66,13 @@ type progress struct {
 }
 
 func (a *app) startProgress(label string) *progress {
-	p := &progress{a: a, label: label, start: time.Now(), stop: make(chan struct{})}
+	return a.startProgressUnit(label, "files")
+}
+
+// startProgressUnit counts items in unit ("packages") and shows items/s
+// and an ETA once a source announces its total.
+func (a *app) startProgressUnit(label, unit string) *progress {
+	p := &progress{a: a, label: label, unit: unit, start: time.Now(), stop: make(chan struct{})}
 	if a.progressAllowed() {
 		p.done.Add(1)
 		go p.loop()
@@ -77,6 +85,9 @@ func (p *progress) Add(files, bytes int64) {
 	p.bytes.Add(bytes)
 }
 
+// SetTotal implements digests.ProgressTotal.
+func (p *progress) SetTotal(n int64) { p.total.Store(n) }
+
 func (p *progress) loop() {
 	defer p.done.Done()
 	t := time.NewTicker(200 * time.Millisecond)
@@ -88,8 +99,14 @@ func (p *progress) loop() {
 			return
 		case <-t.C:
 			el := time.Since(p.start).Seconds()
-			b := p.bytes.Load()
-			fmt.Fprintf(p.a.stderr, "\r\033[K%s: %d files, %s, %s/s", p.label, p.files.Load(), humanBytes(b), humanBytes(int64(float64(b)/el)))
+			b, n, total := p.bytes.Load(), p.files.Load(), p.total.Load()
+			rate := float64(n) / el
+			line := fmt.Sprintf("%s: %d %s (%.0f/s), %s, %s/s", p.label, n, p.unit, rate, humanBytes(b), humanBytes(int64(float64(b)/el)))
+			if total > 0 && rate > 0 && n <= total {
+				eta := time.Duration(float64(total-n) / rate * float64(time.Second)).Round(time.Second)
+				line = fmt.Sprintf("%s: %d/%d %s (%.0f/s, ETA %s), %s", p.label, n, total, p.unit, rate, eta, humanBytes(b))
+			}
+			fmt.Fprint(p.a.stderr, "\r\033[K"+line)
 		}
 	}
 }

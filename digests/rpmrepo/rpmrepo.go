@@ -437,6 +437,9 @@ func (r *Repo) walkHeaders(ctx context.Context) ([]digests.Digest, Stats, error)
 		return nil, st, err
 	}
 	st.Packages = len(pkgs)
+	if t, ok := r.opts.Progress.(digests.ProgressTotal); ok {
+		t.SetTotal(int64(len(pkgs)))
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
