@@ -72,14 +72,16 @@ func (a *app) policyRuntimeCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "runtime",
 		Short: "Generate a Keylime runtime (IMA) policy",
-		Long: `Generate a Keylime runtime policy from filesystem trees, initrds, golden-machine
-IMA logs, flat allowlists and an optional base policy. The output is
+		Long: `Generate a Keylime runtime policy from filesystem trees, initrds, RPM and
+Debian packages and repositories, golden-machine IMA logs, flat allowlists and
+an optional base policy. The output is
 deterministic: keys and digests sorted, no timestamp unless --timestamp or
 SOURCE_DATE_EPOCH is set, so regenerating from unchanged inputs gives
 identical bytes.`,
 		Example: `  zest policy runtime --rootfs /mnt/image --exclude excludes.txt -o policy.json
   zest policy runtime --ima-log ascii_runtime_measurements --keyrings -o policy.json
-  zest policy runtime --base-policy policy.json --initrd /boot -o policy.json`,
+  zest policy runtime --base-policy policy.json --initrd /boot -o policy.json
+  zest policy runtime --rpm-repo https://mirror.example/os/ --repo-key RPM-GPG-KEY --cache-dir ~/.cache/zest -o policy.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(rootfs)+len(initrds)+len(rpms)+len(rpmRepos)+len(debs)+len(debRepo.locations)+len(opts.IMALogs)+len(opts.Allowlists) == 0 && base == "" {
@@ -223,7 +225,7 @@ identical bytes.`,
 	f.StringArrayVar(&opts.IgnoredKeyrings, "ignored-keyring", nil, "keyring `NAME` whose key measurements are ignored (repeatable; * for all)")
 	f.StringArrayVar(&opts.VerificationKeys, "verification-key", nil, "IMA signature verification key or certificate `FILE`, PEM or DER (repeatable)")
 	f.StringVar(&base, "base-policy", "", "merge into this runtime policy `FILE`")
-	f.StringVar(&algo, "algo", "", "digest algorithm for --rootfs/--initrd: sha1, sha256, sha384, sha512 (default: from the inputs, else sha256)")
+	f.StringVar(&algo, "algo", "", "digest algorithm for files zest hashes (--rootfs, --initrd, --deb, --deb-repo): sha1, sha256, sha384, sha512 (default: from the inputs, else sha256); package headers (--rpm, --rpm-repo) keep their own")
 	f.StringVar(&opts.LogHashAlg, "log-hash-alg", "", "ima.log_hash_alg: algorithm of the template hashes agents send (default: base policy's, else sha1)")
 	f.BoolVar(&opts.SkipTemplateHashCheck, "skip-template-hash-check", false, "accept IMA log lines whose template hash does not match (not recommended)")
 	f.BoolVar(&legacy, "legacy-allowlist", false, "write the digests as a flat allowlist instead of a policy")
