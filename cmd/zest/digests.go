@@ -17,6 +17,7 @@ import (
 	"github.com/zest-attest/zest/digests/fstree"
 	"github.com/zest-attest/zest/digests/imasig"
 	"github.com/zest-attest/zest/digests/initrd"
+	"github.com/zest-attest/zest/digests/pe"
 	"github.com/zest-attest/zest/digests/rpm"
 	"github.com/zest-attest/zest/digests/rpmrepo"
 	"github.com/zest-attest/zest/policygen/dsse"
@@ -191,10 +192,49 @@ one JSON object per line with --json.`,
 		},
 	}
 	debCmd.Flags().BoolVar(&noMergedUsr, "no-merged-usr", false, "keep /bin, /sbin, /lib paths instead of mapping them under /usr")
-	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd, debCmd} {
+	var padded bool
+	peCmd := &cobra.Command{
+		Use:   "authenticode FILE...",
+		Short: "Authenticode digests of PE/EFI images (shim, grub, vmlinuz, UKI) as EDK2 measures them into PCR 4",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			alg, err := parseAlgo(algo)
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				f, err := os.Open(name)
+				if err != nil {
+					return err
+				}
+				st, err := f.Stat()
+				if err == nil {
+					var img *pe.File
+					if img, err = pe.Open(f, st.Size(), name); err == nil {
+						var d []byte
+						if padded {
+							d, err = img.AuthenticodePadded(alg)
+						} else {
+							d, err = img.Authenticode(alg)
+						}
+						if err == nil {
+							fmt.Fprintf(a.stdout, "%s:%x  %s\n", alg, d, name)
+						}
+					}
+				}
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	peCmd.Flags().BoolVar(&padded, "padded", false, "pad unsigned odd-size images to 8 bytes, as signing tools (not EDK2) do")
+	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd, debCmd, peCmd} {
 		sc.Flags().StringVar(&algo, "algo", "sha256", "digest algorithm: sha1, sha256, sha384, sha512")
 	}
-	c.AddCommand(rpmCmd, repoCmd, debCmd, rootfsCmd, initrdCmd)
+	c.AddCommand(rpmCmd, repoCmd, debCmd, rootfsCmd, initrdCmd, peCmd)
 	return c
 }
 
