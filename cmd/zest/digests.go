@@ -276,9 +276,6 @@ func rpmSet(args []string, opts rpm.Options) (*rpm.Set, error) {
 			if err != nil {
 				return nil, err
 			}
-			if len(g.Paths()) == 0 {
-				return nil, fmt.Errorf("%s: no RPM files match", arg)
-			}
 			paths = append(paths, g.Paths()...)
 			continue
 		}
