@@ -9,6 +9,7 @@
 package digests
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1" //nolint:gosec // IMA and Keylime still use SHA-1 banks and digests.
 	"crypto/sha256"
@@ -120,4 +121,20 @@ type Progress interface {
 // repository) announces the count before it starts.
 type ProgressTotal interface {
 	SetTotal(items int64)
+}
+
+// Compare orders digests by path, value, algorithm, then signature: the
+// deterministic order sources sort their output in, and the equality they
+// de-duplicate by.
+func Compare(a, b Digest) int {
+	if c := strings.Compare(a.Path, b.Path); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.Value, b.Value); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Algorithm), string(b.Algorithm)); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Signature, b.Signature)
 }

@@ -360,21 +360,14 @@ feed:
 	for _, ds := range results {
 		all = append(all, ds...)
 	}
-	slices.SortFunc(all, compareDigests)
-	all = slices.CompactFunc(all, func(a, b digests.Digest) bool { return compareDigests(a, b) == 0 })
+	slices.SortFunc(all, digests.Compare)
+	all = slices.CompactFunc(all, func(a, b digests.Digest) bool { return digests.Compare(a, b) == 0 })
 	for _, d := range all {
 		if err := yield(d); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func compareDigests(a, b digests.Digest) int {
-	if c := strings.Compare(a.Path, b.Path); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.Value, b.Value)
 }
 
 func (r *Repo) walkOne(ctx context.Context, p Package) ([]digests.Digest, error) {

@@ -267,8 +267,8 @@ func (r *Repo) Walk(ctx context.Context, yield func(digests.Digest) error) error
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(out, compareDigest)
-	out = slices.CompactFunc(out, func(a, b digests.Digest) bool { return compareDigest(a, b) == 0 })
+	slices.SortFunc(out, digests.Compare)
+	out = slices.CompactFunc(out, func(a, b digests.Digest) bool { return digests.Compare(a, b) == 0 })
 	for _, d := range out {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -278,19 +278,6 @@ func (r *Repo) Walk(ctx context.Context, yield func(digests.Digest) error) error
 		}
 	}
 	return nil
-}
-
-func compareDigest(a, b digests.Digest) int {
-	if c := strings.Compare(a.Path, b.Path); c != 0 {
-		return c
-	}
-	if c := bytes.Compare(a.Value, b.Value); c != 0 {
-		return c
-	}
-	if c := strings.Compare(string(a.Algorithm), string(b.Algorithm)); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.Signature, b.Signature)
 }
 
 // metadata downloads a <data> file, checks its checksum, and hands its

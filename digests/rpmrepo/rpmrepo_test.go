@@ -222,14 +222,14 @@ func TestLocalAndHTTPMatchSums(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.EqualFunc(remote.all, local.all, func(a, b digests.Digest) bool { return compareDigest(a, b) == 0 }) {
+			if !slices.EqualFunc(remote.all, local.all, func(a, b digests.Digest) bool { return digests.Compare(a, b) == 0 }) {
 				t.Errorf("remote walk differs from local")
 			}
 			if st.Fetched != n || srv.pkgReqs.Load() != int64(n) || srv.rangeHdr.Load() != int64(n) {
 				t.Errorf("remote: stats %+v, %d package requests, %d with Range; want %d", st, srv.pkgReqs.Load(), srv.rangeHdr.Load(), n)
 			}
 			checkSigs(t, local, pkgList(t, variant))
-			if !slices.IsSortedFunc(local.all, compareDigest) {
+			if !slices.IsSortedFunc(local.all, digests.Compare) {
 				t.Error("not sorted")
 			}
 		})
@@ -457,7 +457,7 @@ func TestCacheFetchesOnlyNewPackages(t *testing.T) {
 	if st.Fetched != 0 || st.Cached != 4 || srv.pkgReqs.Load() != 4 {
 		t.Fatalf("second run: %+v, %d package requests (want still 4)", st, srv.pkgReqs.Load())
 	}
-	if !slices.EqualFunc(first.all, second.all, func(a, b digests.Digest) bool { return compareDigest(a, b) == 0 }) {
+	if !slices.EqualFunc(first.all, second.all, func(a, b digests.Digest) bool { return digests.Compare(a, b) == 0 }) {
 		t.Error("cached walk differs (signatures included)")
 	}
 	installRepo(t, dir, "full") // three packages added
