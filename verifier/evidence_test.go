@@ -1,0 +1,53 @@
+package verifier
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseEvidenceRequest(t *testing.T) {
+	full := `{"quote":"rAA:BB:CC","nonce":"n","hash_alg":"sha256","tpm_ak":"ak","tpm_ek":"ek","runtime_policy":"{\"meta\":{}}"}`
+	tests := []struct {
+		name, body string
+		ids        []string
+		err        string
+	}{
+		{"ok", `{"type":"tpm","data":` + full + `}`, nil, ""},
+		{"no type", `{"data":` + full + `}`, []string{MissingParam}, ""},
+		{"no data", `{"type":"tpm"}`, []string{MissingParam}, ""},
+		{"tee", `{"type":"tee","data":` + full + `}`, []string{MissingParam}, ""},
+		{"no policy", `{"type":"tpm","data":{"quote":"q","nonce":"n","hash_alg":"sha256","tpm_ak":"a","tpm_ek":"e","tpm_policy":"{}"}}`, []string{MissingPolicy}, ""},
+		{"missing quote and ak", `{"type":"tpm","data":{"nonce":"n","hash_alg":"sha256","tpm_ek":"e","mb_policy":{"a":1}}}`, []string{MissingParam, MissingParam}, ""},
+		{"unknown field", `{"type":"tpm","data":{"quote":"q","bogus":1}}`, nil, "unknown field"},
+		{"not json", `{"type":`, nil, "evidence body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, fl, err := ParseEvidenceRequest([]byte(tt.body))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(fl.IDs(), ","); got != strings.Join(tt.ids, ",") {
+				t.Fatalf("ids = %q, want %q", got, tt.ids)
+			}
+			if len(tt.ids) > 0 && fl.Verdict().String() != "error" {
+				t.Fatal("input errors must give verdict error")
+			}
+		})
+	}
+}
+
+func TestPolicyBytes(t *testing.T) {
+	for in, want := range map[string]string{`"{\"a\":1}"`: `{"a":1}`, `{"a":1}`: `{"a":1}`, `""`: ``, `null`: ``} {
+		b, err := PolicyBytes([]byte(in))
+		if err != nil || string(b) != want {
+			t.Errorf("PolicyBytes(%s) = %q, %v; want %q", in, b, err, want)
+		}
+	}
+}
