@@ -40,10 +40,13 @@ type EvidenceData struct {
 	MBPolicy           json.RawMessage `json:"mb_policy,omitempty"`
 	IMAMeasurementList string          `json:"ima_measurement_list,omitempty"`
 	MBLog              string          `json:"mb_log,omitempty"`
+	// MBList is the name Keylime's documentation uses for mb_log; both
+	// are accepted, and giving both with different values is an error.
+	MBList string `json:"mb_list,omitempty"`
 }
 
-// ParseEvidenceRequest decodes a /verify/evidence body strictly (unknown
-// top-level fields are refused, trailing data is refused). The returned
+// ParseEvidenceRequest decodes a /verify/evidence body. Unknown fields are
+// ignored, as Keylime ignores them, so existing tooling keeps working. The returned
 // failures are input errors (missing_param / missing_policy) in Keylime's
 // vocabulary; err is for bodies that are not JSON of the right shape.
 func ParseEvidenceRequest(body []byte) (*EvidenceRequest, failure.List, error) {
@@ -64,10 +67,14 @@ func ParseEvidenceRequest(body []byte) (*EvidenceRequest, failure.List, error) {
 		fl.Errorf(MissingParam, map[string]any{"param": "data"}, "the request has no data object")
 		return &req, fl, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req.Data); err != nil {
+	if err := json.Unmarshal(raw, &req.Data); err != nil {
 		return nil, nil, fmt.Errorf("evidence data: %w", err)
+	}
+	if d := &req.Data; d.MBList != "" {
+		if d.MBLog != "" && d.MBLog != d.MBList {
+			return nil, nil, fmt.Errorf("evidence data: mb_log and mb_list differ")
+		}
+		d.MBLog, d.MBList = d.MBList, ""
 	}
 	if req.Type != "" && req.Type != "tpm" {
 		fl.Errorf(MissingParam, map[string]any{"param": "type", "got": req.Type}, "evidence type %q is not supported (only \"tpm\")", req.Type)

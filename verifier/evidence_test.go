@@ -18,7 +18,9 @@ func TestParseEvidenceRequest(t *testing.T) {
 		{"tee", `{"type":"tee","data":` + full + `}`, []string{MissingParam}, ""},
 		{"no policy", `{"type":"tpm","data":{"quote":"q","nonce":"n","hash_alg":"sha256","tpm_ak":"a","tpm_ek":"e","tpm_policy":"{}"}}`, []string{MissingPolicy}, ""},
 		{"missing quote and ak", `{"type":"tpm","data":{"nonce":"n","hash_alg":"sha256","tpm_ek":"e","mb_policy":{"a":1}}}`, []string{MissingParam, MissingParam}, ""},
-		{"unknown field", `{"type":"tpm","data":{"quote":"q","bogus":1}}`, nil, "unknown field"},
+		{"unknown field ignored", `{"type":"tpm","data":{"quote":"q","nonce":"n","hash_alg":"sha256","tpm_ak":"a","tpm_ek":"e","mb_policy":{"a":1},"bogus":1}}`, nil, ""},
+		{"mb_log vs mb_list", `{"type":"tpm","data":{"mb_log":"AA==","mb_list":"AQ=="}}`, nil, "differ"},
+		{"data not object", `{"type":"tpm","data":[1]}`, nil, "evidence data"},
 		{"not json", `{"type":`, nil, "evidence body"},
 	}
 	for _, tt := range tests {
