@@ -118,7 +118,8 @@ type Result struct {
 // evaluate.
 func (p *Policy) Evaluate(state State, in Input) *Result {
 	r := &Result{StartEntry: in.StartEntry, Allowed: p.Allowed()}
-	e := &evaluator{p: p, in: &in, max: p.opts.MaxFailures}
+	m := p.opts.MaxFailures
+	e := &evaluator{p: p, in: &in, always: collector{max: m}, pending: collector{max: m}, done: collector{max: m}}
 	defer func() { e.finish(r) }()
 
 	if len(in.PCR10) == 0 {
@@ -198,7 +199,6 @@ func (c *collector) Errorf(id string, ctx map[string]any, format string, args ..
 type evaluator struct {
 	p     *Policy
 	in    *Input
-	max   int
 	banks []bank
 	start State
 
@@ -229,7 +229,6 @@ func (e *evaluator) learn(k learned) {
 }
 
 func (e *evaluator) run() {
-	e.always.max, e.pending.max, e.done.max = e.max, e.max, e.max
 	e.bootChecked = e.start.BootAggregateChecked
 	e.checkMatch(0)
 	if e.in.Log == nil {
@@ -374,8 +373,9 @@ func (e *evaluator) entry(ent *imalog.Entry, idx uint64) {
 	}
 
 	if ent.PCR != pcrIMA {
+		// Never covered by the quoted PCR 10, so reported whatever the match.
 		e.pendCounts.OtherPCR++
-		e.fail(failure.Rejectf(failure.IMAPCR, map[string]any{"entry": idx, "path": ent.Name(), "expected": "10", "got": fmt.Sprint(ent.PCR)},
+		e.always.add(failure.Rejectf(failure.IMAPCR, map[string]any{"entry": idx, "path": ent.Name(), "expected": "10", "got": fmt.Sprint(ent.PCR)},
 			"IMA entry %d was extended into PCR %d, not the quoted PCR 10", idx, ent.PCR))
 		return
 	}
