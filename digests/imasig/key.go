@@ -168,10 +168,16 @@ func LoadKey(data []byte) (*Key, error) {
 		for i, b := range blocks {
 			names[i] = fmt.Sprintf("%q", b.Type)
 		}
-		return nil, fmt.Errorf("imasig: no certificate, public or private key in PEM blocks %s", strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: no certificate, public or private key in PEM blocks %s", ErrNotKey, strings.Join(names, ", "))
 	}
-	return nil, errors.New("imasig: not a DER or PEM certificate, public key or private key")
+	return nil, ErrNotKey
 }
+
+// ErrNotKey: LoadKey's input is no certificate or key in any accepted
+// format, as opposed to a key of a type zest cannot use
+// (*UnsupportedKeyError). A verifier tells a key buffer from other measured
+// data (a kexec command line, critical data) with errors.Is.
+var ErrNotKey = errors.New("imasig: not a DER or PEM certificate, public key or private key")
 
 // A loader returns ok=false when the bytes are not its format at all, so the
 // next format is tried, and ok=true with an error when they are its format but
