@@ -9,6 +9,7 @@
 package failure
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -199,4 +200,12 @@ func (l List) Keylime() []Keylime {
 		out[i] = Keylime{Type: f.ID, Context: f.KeylimeContext()}
 	}
 	return out
+}
+
+// MarshalJSON encodes an empty or nil list as [] so JSON shapes stay stable.
+func (l List) MarshalJSON() ([]byte, error) {
+	if l == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]Failure(l))
 }

@@ -106,3 +106,17 @@ func claimsOf(d *verifier.EvidenceData) map[string]any {
 	}
 	return m
 }
+
+// Library is the EvidenceVerifier backed by zest's verifier library.
+type Library struct {
+	Options verifier.EvidenceOptions
+}
+
+// VerifyEvidence implements EvidenceVerifier.
+func (l Library) VerifyEvidence(ctx context.Context, req *verifier.EvidenceRequest) (*EvidenceResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := verifier.VerifyEvidence(req, l.Options)
+	return &EvidenceResult{Verdict: r.Verdict, Failures: r.Failures}, nil
+}
