@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,10 +58,44 @@ func plural(n int, one, many string) string {
 }
 
 func (a *app) verifyCmd() *cobra.Command {
+	var (
+		af       agentFlags
+		pf       policyFlags
+		watch    bool
+		interval time.Duration
+		count    int
+		asJSON   bool
+	)
 	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify attestation evidence against runtime, measured-boot and TPM policies",
+		Use:   "verify --agent URL (--ak FILE | --registrar URL --agent-id ID) --cert F --key F [policies]",
+		Short: "Attest a live Keylime agent (or stateless evidence) against runtime, measured-boot and TPM policies",
+		Long: `Attest a live Keylime agent: ask it for an integrity quote (REST API v2.1-2.6,
+mTLS with a pinned agent certificate), verify the quote with the AK (from a
+file or a Keylime registrar), replay the UEFI and IMA logs against the quoted
+PCRs and evaluate the policies. --watch keeps attesting every --interval and
+sends only new IMA lines each round.
+
+Exit status: 0 trusted, 1 rejected, 2 could not evaluate (or bad usage); with
+--watch the worst verdict seen.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if af.Agent == "" && af.Registrar == "" {
+				return usageErrorf("give --agent URL (or --registrar URL --agent-id ID), or use 'zest verify evidence FILE'")
+			}
+			if interval <= 0 {
+				return usageErrorf("--interval must be positive")
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return a.runVerifyAgent(ctx, &af, &pf, watch, interval, count, asJSON)
+		},
 	}
+	af.register(cmd)
+	pf.register(cmd)
+	cmd.Flags().BoolVar(&watch, "watch", false, "keep attesting every --interval until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between rounds with --watch")
+	cmd.Flags().IntVar(&count, "count", 0, "with --watch, stop after `N` rounds (0: until interrupted)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per round")
 	cmd.AddCommand(a.verifyEvidenceCmd())
 	return cmd
 }

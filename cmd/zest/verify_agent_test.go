@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zest-attest/zest/fixtures/agent"
+	"github.com/zest-attest/zest/policygen"
+)
+
+// TestVerifyAgentCLI runs zest verify against the TPM-backed test agent
+// over mTLS, as an operator would: files for the client certificate, the
+// pinned agent certificate, the AK and the policy.
+func TestVerifyAgentCLI(t *testing.T) {
+	a := agent.StartTest(t, agent.Options{BootAggregate: true})
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
+	key := write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	agentCert := write("agent.crt", a.CertificatePEM())
+	ak := write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())+"\n"))
+
+	digest := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
+	p := policygen.NewRuntimePolicy()
+	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(digest("bash"))}
+	pj, err := p.Marshal(policygen.FormatPretty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := write("policy.json", pj)
+	l, err := agent.IMALine(agent.TemplateIMANG, "sha256", digest("bash"), "/usr/bin/bash", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AppendIMA(l); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"verify", "--agent", a.URL, "--ak", ak, "--agent-cert", agentCert, "--cert", cert, "--key", key, "--runtime-policy", policy}
+	run := func(extra ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := Main(append(append([]string{}, base...), extra...), strings.NewReader(""), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, out, errs := run(); code != 0 || strings.TrimSpace(out) != strings.TrimPrefix(a.URL, "https://")+": trusted" {
+		t.Fatalf("trusted round: exit %d out %q err %q", code, out, errs)
+	}
+
+	// Watch two rounds; between them a file outside the policy runs.
+	bad, _ := agent.IMALine(agent.TemplateIMANG, "sha256", digest("evil"), "/usr/bin/evil", nil)
+	if err := a.AppendIMA(bad); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run("--watch", "--count", "2", "--interval", "10ms", "--json")
+	if code != 1 {
+		t.Fatalf("watch: exit %d out %q err %q", code, out, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("watch printed %d lines: %q", len(lines), out)
+	}
+	var first struct {
+		Verdict  string `json:"verdict"`
+		IMAEntry uint64 `json:"ima_entry"`
+		Failures []struct {
+			Type string `json:"type"`
+		} `json:"failures"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Verdict != "rejected" || len(first.Failures) == 0 || first.Failures[0].Type != "ima.validation.ima-ng.not_in_allowlist" {
+		t.Fatalf("first watched round: %s", lines[0])
+	}
+
+	// A pinned certificate that is not the agent's: error, exit 2.
+	code, _, errs = run("--agent-cert", cert)
+	if code != 2 {
+		t.Fatalf("wrong pin: exit %d (%s)", code, errs)
+	}
+	// Missing pieces are usage errors.
+	for _, args := range [][]string{
+		{"verify", "--agent", a.URL, "--runtime-policy", policy},
+		{"verify", "--agent", a.URL, "--cert", cert, "--key", key, "--agent-cert", agentCert, "--runtime-policy", policy},
+		{"verify", "--agent", a.URL, "--cert", cert, "--key", key, "--ak", ak, "--agent-cert", agentCert},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(args, strings.NewReader(""), &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("zest %v: exit %d stderr %q", args, code, errb.String())
+		}
+	}
+}
