@@ -155,6 +155,9 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 	if err != nil {
 		return nil, fmt.Errorf("client certificate: %w", err)
 	}
+	if f.Timeout == "" {
+		f.Timeout = "30s"
+	}
 	timeout, err := time.ParseDuration(f.Timeout)
 	if err != nil || timeout <= 0 {
 		return nil, usageErrorf("--timeout %q: want a positive duration", f.Timeout)

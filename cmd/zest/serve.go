@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/zest-attest/zest/verifier"
+	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/pull"
+	"github.com/zest-attest/zest/verifier/server"
+)
+
+// serveConfig is zest serve's configuration file (YAML or JSON).
+type serveConfig struct {
+	// Listen is the API address (host:port).
+	Listen string `json:"listen"`
+	// InsecureLoopback serves plain HTTP; only allowed on a loopback address.
+	InsecureLoopback bool `json:"insecure_loopback,omitempty"`
+	TLS              struct {
+		Cert     string `json:"cert"`
+		Key      string `json:"key"`
+		ClientCA string `json:"client_ca"`
+	} `json:"tls"`
+	// Interval between rounds of one agent, Concurrency bounds rounds in
+	// flight, MaxBackoff caps the retry wait after transport errors.
+	Interval    string `json:"interval,omitempty"`
+	Concurrency int    `json:"concurrency,omitempty"`
+	MaxBackoff  string `json:"max_backoff,omitempty"`
+	// Client is the certificate zest presents to agents and registrars.
+	Client struct {
+		Cert string `json:"cert"`
+		Key  string `json:"key"`
+	} `json:"client"`
+	// Defaults apply to every agent that does not set its own policies.
+	Defaults policyFlags   `json:"defaults"`
+	Agents   []agentConfig `json:"agents"`
+}
+
+type agentConfig struct {
+	agentFlags
+	policyFlags
+}
+
+// loadServeConfig reads the file strictly: unknown keys are errors, and
+// relative paths are relative to the file.
+func loadServeConfig(path string) (*serveConfig, error) {
+	raw, err := readFileLimited(path, 16<<20)
+	if err != nil {
+		return nil, err
+	}
+	// YAML is decoded generically and re-encoded as JSON so one set of
+	// (json) field tags and strict unknown-field checks serve both formats.
+	var generic any
+	if err := yaml.Unmarshal(raw, &generic); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	js, err := json.Marshal(generic)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var c serveConfig
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && !(len(*p) > 0 && (*p)[0] == '{') {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for _, p := range []*string{&c.TLS.Cert, &c.TLS.Key, &c.TLS.ClientCA, &c.Client.Cert, &c.Client.Key,
+		&c.Defaults.Runtime, &c.Defaults.RuntimeKey, &c.Defaults.MB, &c.Defaults.TPM} {
+		rel(p)
+	}
+	for i := range c.Agents {
+		ag := &c.Agents[i]
+		for _, p := range []*string{&ag.AK, &ag.AgentCert, &ag.Cert, &ag.Key, &ag.EKCA, &ag.RegistrarCA,
+			&ag.Runtime, &ag.RuntimeKey, &ag.MB, &ag.TPM} {
+			rel(p)
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8881"
+	}
+	return &c, nil
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run zest as a verifier service: attest agents continuously, serve Keylime's evidence API and metrics",
+		Long: `Run a long-lived verifier. It attests every agent in the configuration file
+on an interval (pull mode, bounded concurrency, per-agent backoff), serves
+Keylime's POST /v2.x/verify/evidence, GET /version, GET /status (every agent's
+latest verdict) and GET /metrics (Prometheus text format).
+
+The API is served over TLS (tls.cert/tls.key; with tls.client_ca, clients
+must present a certificate chaining to it), or as plain HTTP with
+insecure_loopback: true, which is refused unless the address is loopback.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if configPath == "" {
+				return usageErrorf("give --config FILE")
+			}
+			cfg, err := loadServeConfig(configPath)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return a.serve(ctx, cfg, nil)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "configuration `FILE` (YAML or JSON)")
+	return cmd
+}
+
+// serve runs until ctx ends. ready, if set, receives the bound address.
+func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) error {
+	dur := func(name, s string, def time.Duration) (time.Duration, error) {
+		if s == "" {
+			return def, nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return 0, usageErrorf("%s %q: want a positive duration", name, s)
+		}
+		return d, nil
+	}
+	interval, err := dur("interval", cfg.Interval, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	maxBackoff, err := dur("max_backoff", cfg.MaxBackoff, 0)
+	if err != nil {
+		return err
+	}
+	var targets []*pull.Target
+	for i := range cfg.Agents {
+		ac := cfg.Agents[i]
+		if ac.ID == "" {
+			return usageErrorf("agents[%d]: id is required", i)
+		}
+		pf := ac.policyFlags
+		if pf.Runtime == "" && pf.MB == "" && pf.TPM == "" {
+			pf = cfg.Defaults
+		}
+		pol, opts, err := pf.load()
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", ac.ID, err)
+		}
+		af := ac.agentFlags
+		if af.Cert == "" {
+			af.Cert, af.Key = cfg.Client.Cert, cfg.Client.Key
+		}
+		t, err := af.target(ctx, pol, opts)
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", ac.ID, err)
+		}
+		targets = append(targets, t)
+	}
+
+	srv := server.New(server.Options{
+		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate}},
+		Logger:   slog.New(slog.NewTextHandler(a.stderr, nil)),
+	})
+	m := srv.Metrics()
+	m.Declare("zest_rounds_total", "counter", "Pull-mode attestation rounds by verdict.", "verdict")
+	m.Declare("zest_round_seconds_total", "counter", "Time spent in pull-mode rounds.")
+	m.Declare("zest_agent_trusted", "gauge", "1 if the agent's latest round was trusted, else 0.", "agent")
+	m.Declare("zest_agents", "gauge", "Agents attested in pull mode.")
+	m.Set("zest_agents", float64(len(targets)))
+	runner := &pull.Runner{
+		Interval: interval, Concurrency: cfg.Concurrency, MaxBackoff: maxBackoff,
+		OnRound: func(r *pull.Round) {
+			m.Add("zest_rounds_total", 1, r.Verdict().String())
+			m.Add("zest_round_seconds_total", r.End.Sub(r.Start).Seconds())
+			v := 0.0
+			if r.Verdict() == failure.VerdictTrusted {
+				v = 1
+			}
+			m.Set("zest_agent_trusted", v, r.Agent)
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"agents": runner.Statuses()})
+	})
+	mux.Handle("/", srv)
+
+	ln, httpSrv, err := a.listen(cfg, mux)
+	if err != nil {
+		return err
+	}
+	a.note("zest serve: listening on %s, attesting %d agents every %s", ln.Addr(), len(targets), interval)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if httpSrv.TLSConfig != nil {
+			errc <- httpSrv.ServeTLS(ln, "", "")
+		} else {
+			errc <- httpSrv.Serve(ln)
+		}
+	}()
+	runDone := make(chan struct{})
+	go func() {
+		_ = runner.Run(ctx, targets, map[string]*pull.Session{})
+		close(runDone)
+	}()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(sctx)
+	<-runDone
+	return nil
+}
+
+func (a *app) listen(cfg *serveConfig, h http.Handler) (net.Listener, *http.Server, error) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if cfg.InsecureLoopback {
+		host, _, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, nil, usageErrorf("listen %q: %v", cfg.Listen, err)
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, nil, usageErrorf("insecure_loopback serves plain HTTP and needs a loopback listen address, not %q", cfg.Listen)
+		}
+	} else {
+		if cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
+			return nil, nil, usageErrorf("give tls.cert and tls.key (or insecure_loopback: true on a loopback address)")
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tls: %w", err)
+		}
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCA != "" {
+			cas, err := loadCerts(cfg.TLS.ClientCA)
+			if err != nil {
+				return nil, nil, err
+			}
+			pool := x509.NewCertPool()
+			for _, c := range cas {
+				pool.AddCert(c)
+			}
+			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+		hs.TLSConfig = tc
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, hs, nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zest-attest/zest/fixtures/agent"
+	"github.com/zest-attest/zest/policygen"
+)
+
+// TestServe runs zest serve against the TPM-backed test agent: the agent is
+// attested on an interval, /status and /metrics report it, and the
+// evidence API answers Keylime's quote vector.
+func TestServe(t *testing.T) {
+	a := agent.StartTest(t, agent.Options{BootAggregate: true})
+	dir := t.TempDir()
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
+	write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	write("agent.crt", a.CertificatePEM())
+	write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())))
+	d := sha256.Sum256([]byte("bash"))
+	p := policygen.NewRuntimePolicy()
+	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(d[:])}
+	pj, _ := p.Marshal(policygen.FormatPretty)
+	write("policy.json", pj)
+	l, _ := agent.IMALine(agent.TemplateIMANG, "sha256", d[:], "/usr/bin/bash", nil)
+	if err := a.AppendIMA(l); err != nil {
+		t.Fatal(err)
+	}
+	write("zest.yaml", []byte(`
+listen: 127.0.0.1:0
+insecure_loopback: true
+interval: 50ms
+client: {cert: client.crt, key: client.key}
+defaults: {runtime_policy: policy.json}
+agents:
+  - id: `+a.UUID()+`
+    url: `+a.URL+`
+    ak: ak.b64
+    agent_cert: agent.crt
+`))
+	cfg, err := loadServeConfig(filepath.Join(dir, "zest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	app := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.serve(ctx, cfg, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	base := "http://" + addr
+
+	var status struct {
+		Agents []struct {
+			Agent   string `json:"agent"`
+			Verdict string `json:"verdict"`
+			Rounds  int    `json:"rounds"`
+		} `json:"agents"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&status)
+		resp.Body.Close()
+		if len(status.Agents) == 1 && status.Agents[0].Rounds >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rounds: %+v (stderr %s)", status, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status.Agents[0].Verdict != "trusted" || status.Agents[0].Agent != a.UUID() {
+		t.Fatalf("status: %+v", status)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `zest_agent_trusted{agent="`+a.UUID()+`"} 1`) || !strings.Contains(string(metrics), `zest_rounds_total{verdict="trusted"}`) {
+		t.Fatalf("metrics:\n%s", metrics)
+	}
+	body, err := os.ReadFile("../../fixtures/keylime/evidence-vector.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(base+"/v2.3/verify/evidence", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Code    int `json:"code"`
+		Results struct {
+			Valid bool `json:"valid"`
+		} `json:"results"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&env)
+	resp.Body.Close()
+	if env.Code != 200 || !env.Results.Valid {
+		t.Fatalf("evidence: %+v", env)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, cfg := range map[string]string{
+		"unknown key":  "listen: 127.0.0.1:0\nbogus: 1\n",
+		"not yaml":     "listen: [\n",
+		"public plain": "listen: 0.0.0.0:0\ninsecure_loopback: true\n",
+		"no tls":       "listen: 127.0.0.1:0\n",
+		"agent no id":  "listen: 127.0.0.1:0\ninsecure_loopback: true\nagents: [{url: https://127.0.0.1:1}]\n",
+		"bad interval": "listen: 127.0.0.1:0\ninsecure_loopback: true\ninterval: soon\n",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		if code := Main([]string{"serve", "--config", p}, strings.NewReader(""), &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("%s: exit %d stderr %q", name, code, errb.String())
+		}
+	}
+}
