@@ -1,4 +1,4 @@
-package quote
+package quote_test
 
 import (
 	"encoding/base64"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/quote"
 )
 
 // keylimeVector is fixtures/keylime/quote-vector.json: the quote Keylime's
@@ -43,51 +44,51 @@ func loadVector(t testing.TB) (v keylimeVector, attest, sig, blob []byte) {
 
 func TestKeylimeVector(t *testing.T) {
 	v, attest, sig, blob := loadVector(t)
-	ak, err := ParseAK([]byte(v.AKPEM))
+	ak, err := quote.ParseAK([]byte(v.AKPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := String(attest, sig, blob)
-	ver, fl := VerifyString(s, ak, Options{Nonce: []byte(v.Nonce), HashAlg: AlgSHA256, Mask: 1 << 16})
+	s := quote.String(attest, sig, blob)
+	ver, fl := quote.VerifyString(s, ak, quote.Options{Nonce: []byte(v.Nonce), HashAlg: quote.AlgSHA256, Mask: 1 << 16})
 	if fl != nil || ver == nil {
 		t.Fatalf("vector does not verify: %v", fl)
 	}
 	// Expected values from Keylime's test (reference §11.1), not from zest.
-	if got, _ := ver.PCR(AlgSHA256, 16); hex.EncodeToString(got) != "d471c0674951f0ef075aecdd42fbefa6eca6019820add0bd222d1c4e6242ce6f" {
+	if got, _ := ver.PCR(quote.AlgSHA256, 16); hex.EncodeToString(got) != "d471c0674951f0ef075aecdd42fbefa6eca6019820add0bd222d1c4e6242ce6f" {
 		t.Errorf("PCR16 = %x", got)
 	}
-	if c := ver.ClockInfo(); c != (ClockInfo{Clock: 1284787942, ResetCount: 3, RestartCount: 0, Safe: true}) {
+	if c := ver.ClockInfo(); c != (quote.ClockInfo{Clock: 1284787942, ResetCount: 3, RestartCount: 0, Safe: true}) {
 		t.Errorf("clock info %+v", c)
 	}
-	if ver.FirmwareVersion() != 0x2019102300163636 || ver.HashAlg() != AlgSHA256 || ver.SignAlg() != AlgRSASSA || string(ver.Nonce()) != v.Nonce {
+	if ver.FirmwareVersion() != 0x2019102300163636 || ver.HashAlg() != quote.AlgSHA256 || ver.SignAlg() != quote.AlgRSASSA || string(ver.Nonce()) != v.Nonce {
 		t.Errorf("verified %+v", ver)
 	}
-	if len(ver.PCRs(AlgSHA256)) != 1 || !slices.Equal(ver.Banks(), []Alg{AlgSHA256}) || ver.Rebooted() {
-		t.Errorf("pcrs %v banks %v", ver.PCRs(AlgSHA256), ver.Banks())
+	if len(ver.PCRs(quote.AlgSHA256)) != 1 || !slices.Equal(ver.Banks(), []quote.Alg{quote.AlgSHA256}) || ver.Rebooted() {
+		t.Errorf("pcrs %v banks %v", ver.PCRs(quote.AlgSHA256), ver.Banks())
 	}
 	// The same evidence in the push model's three parts.
 	e := base64.StdEncoding
-	q, err := ParseParts(e.EncodeToString(attest), e.EncodeToString(sig), e.EncodeToString(blob))
+	q, err := quote.ParseParts(e.EncodeToString(attest), e.EncodeToString(sig), e.EncodeToString(blob))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, fl := Verify(q, ak, Options{Nonce: []byte(v.Nonce)}); fl != nil {
+	if _, fl := quote.Verify(q, ak, quote.Options{Nonce: []byte(v.Nonce)}); fl != nil {
 		t.Fatalf("push-model parts: %v", fl)
 	}
 	if q.String() != s {
 		t.Error("String does not round-trip")
 	}
 	// Keylime's own negative cases: sha1 expected, another nonce.
-	if _, fl := Verify(q, ak, Options{Nonce: []byte(v.Nonce), HashAlg: AlgSHA1}); !hasCheck(fl, failure.QuoteHashAlg, "hash_alg_mismatch") {
+	if _, fl := quote.Verify(q, ak, quote.Options{Nonce: []byte(v.Nonce), HashAlg: quote.AlgSHA1}); !hasCheck(fl, failure.QuoteHashAlg, "hash_alg_mismatch") {
 		t.Errorf("sha1 expected: %v", fl)
 	}
-	if _, fl := Verify(q, ak, Options{Nonce: []byte("another nonce")}); !hasCheck(fl, failure.QuoteInvalid, "nonce") {
+	if _, fl := quote.Verify(q, ak, quote.Options{Nonce: []byte("another nonce")}); !hasCheck(fl, failure.QuoteInvalid, "nonce") {
 		t.Errorf("other nonce: %v", fl)
 	}
-	if _, fl := Verify(q, ak, Options{}); !hasCheck(fl, failure.QuoteInvalid, "nonce") || fl.Verdict() != failure.VerdictError {
+	if _, fl := quote.Verify(q, ak, quote.Options{}); !hasCheck(fl, failure.QuoteInvalid, "nonce") || fl.Verdict() != failure.VerdictError {
 		t.Errorf("no nonce: %v", fl)
 	}
-	if _, fl := Verify(q, nil, Options{Nonce: []byte(v.Nonce)}); len(fl) != 1 || fl[0].ID != failure.QuoteNoPubkey {
+	if _, fl := quote.Verify(q, nil, quote.Options{Nonce: []byte(v.Nonce)}); len(fl) != 1 || fl[0].ID != failure.QuoteNoPubkey {
 		t.Errorf("no AK: %v", fl)
 	}
 }

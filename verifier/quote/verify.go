@@ -228,8 +228,6 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 		if err := verifySignature(ak, sig, q.AttestBytes); err != nil {
 			reject(failure.QuoteInvalid, "signature", map[string]any{"sign_alg": sig.Alg.String(), "hash_alg": sig.Hash.String()}, "The quote signature does not verify with the attestation key: %v.", err)
 		}
-	} else {
-		reject(failure.QuoteInvalid, "signature", map[string]any{"sign_alg": sig.Alg.String(), "hash_alg": sig.Hash.String()}, "The quote signature cannot be verified with hash %v.", sig.Hash)
 	}
 
 	// Header.
@@ -269,7 +267,10 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	if bank == 0 {
 		bank = sig.Hash
 	}
-	if opts.Mask != 0 {
+	// With an unaccepted signature hash and no explicit bank there is no
+	// bank to check Mask and Data in; the hash failure already rejects.
+	bankKnown := opts.Bank != 0 || hashOK
+	if opts.Mask != 0 && bankKnown {
 		var missing []int
 		for i := 0; i < 32; i++ {
 			if opts.Mask&(1<<i) == 0 || (i == DataPCR && opts.Data != nil) {
@@ -288,7 +289,7 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	rebooted := checkClock(a.ClockInfo, opts.Previous, reject)
 
 	// PCR 16 data binding.
-	if opts.Data != nil {
+	if opts.Data != nil && bankKnown {
 		checkData(bank, pcrs, opts.Data, &fl)
 	}
 

@@ -32,20 +32,10 @@ type TPM struct {
 	gen int // bumped by Reboot; transient objects die with it
 }
 
-// Open starts a simulator with fresh random hierarchy seeds.
+// Open starts a simulator with fresh random hierarchy seeds (kept across
+// Reboot, so an AK is the same key before and after).
 func Open() (*TPM, error) {
 	sim, err := simulator.Get()
-	if err != nil {
-		return nil, fmt.Errorf("quotetest: start simulator: %w", err)
-	}
-	return &TPM{sim: sim}, nil
-}
-
-// OpenSeeded starts a simulator whose hierarchy seeds derive from seed, so
-// the same AK template yields the same key in every run (insecure; tests
-// only).
-func OpenSeeded(seed int64) (*TPM, error) {
-	sim, err := simulator.GetWithFixedSeedInsecure(seed)
 	if err != nil {
 		return nil, fmt.Errorf("quotetest: start simulator: %w", err)
 	}
@@ -314,6 +304,22 @@ func (ak *AK) load() error {
 		return fmt.Errorf("quotetest: parse AK public: %w", err)
 	}
 	ak.handle, ak.name, ak.public, ak.parsed, ak.gen = rsp.ObjectHandle, rsp.Name, pub, parsed, gen
+	return nil
+}
+
+// Close flushes the key from the TPM (the simulator holds only three
+// loaded objects).
+func (ak *AK) Close() error {
+	ak.tpm.mu.Lock()
+	gen := ak.tpm.gen
+	ak.tpm.mu.Unlock()
+	if gen != ak.gen {
+		return nil // flushed by a reboot
+	}
+	ak.gen = -1
+	if _, err := (tpm2.FlushContext{FlushHandle: ak.handle}).Execute(ak.tpm); err != nil {
+		return fmt.Errorf("quotetest: flush AK: %w", err)
+	}
 	return nil
 }
 
