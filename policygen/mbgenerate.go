@@ -41,6 +41,18 @@ var ErrSecureBootDisabled = errors.New("the event log has Secure Boot disabled")
 // The log is the operator's own golden input and is not verified against a
 // quote; events are read as logged.
 func GenerateMBRefstate(log *eventlog.Log, opts MBGenerateOptions) (*MBRefstate, error) {
+	return generate(log, opts, true)
+}
+
+// MBRefstateWithoutKernels takes from a golden event log everything but the
+// boot chain: Secure Boot state, firmware, PK/KEK/db/dbx, vendor_db and
+// MokList digests. Kernels is empty; add boot chains with AddKernel (and
+// BootChain) before Marshal. Secure Boot may be on or off.
+func MBRefstateWithoutKernels(log *eventlog.Log) (*MBRefstate, error) {
+	return generate(log, MBGenerateOptions{WithoutSecureBoot: true}, false)
+}
+
+func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBRefstate, error) {
 	if log == nil || len(log.Events) == 0 {
 		return nil, errors.New("refstate: the event log has no events")
 	}
@@ -123,6 +135,10 @@ func GenerateMBRefstate(log *eventlog.Log, opts MBGenerateOptions) (*MBRefstate,
 		return nil, errors.New("refstate: the event log has no EV_S_CRTM_VERSION event")
 	}
 	r.ScrtmAndBios = []MBFirmware{fw}
+	if !withKernels {
+		r.normalize()
+		return r, nil
+	}
 
 	var k MBKernel
 	var missing []string

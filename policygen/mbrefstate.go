@@ -410,7 +410,9 @@ func (f MBFirmware) Equal(o MBFirmware) bool {
 }
 
 // Equal reports whether two signatures are identical.
-func (s MBSignature) Equal(o MBSignature) bool { return s.Owner == o.Owner && bytes.Equal(s.Data, o.Data) }
+func (s MBSignature) Equal(o MBSignature) bool {
+	return s.Owner == o.Owner && bytes.Equal(s.Data, o.Data)
+}
 
 // pythonSpecial is what Python >= 3.7 re.escape escapes.
 const pythonSpecial = "()[]{}?*+-|^$\\.&~# \t\n\r\v\f"
