@@ -229,7 +229,7 @@ func MergeMBRefstates(refs ...*MBRefstate) (*MBRefstate, error) {
 	}
 	out := refs[0].Clone()
 	out.ScrtmAndBios, out.Kernels = nil, nil
-	out.PK, out.KEK, out.DB, out.VendorDB, out.MokDig, out.MokXDig = nil, nil, nil, nil, nil, nil
+	out.PK, out.KEK, out.DB, out.VendorDB, out.MokDig, out.MokXDig, out.FirmwareApps = nil, nil, nil, nil, nil, nil, nil
 	for i, r := range refs {
 		if r.HasSecureBoot != out.HasSecureBoot {
 			return nil, fmt.Errorf("merge: refstate %d has has_secureboot %v but refstate 1 has %v; a refstate has only one", i+1, r.HasSecureBoot, out.HasSecureBoot)
@@ -246,6 +246,7 @@ func MergeMBRefstates(refs ...*MBRefstate) (*MBRefstate, error) {
 		out.VendorDB = unionSigs(out.VendorDB, r.VendorDB)
 		out.MokDig = unionDigests(out.MokDig, r.MokDig)
 		out.MokXDig = unionDigests(out.MokXDig, r.MokXDig)
+		out.FirmwareApps = unionDigests(out.FirmwareApps, r.FirmwareApps)
 		if i > 0 {
 			out.DBX = slices.DeleteFunc(out.DBX, func(s MBSignature) bool {
 				return !slices.ContainsFunc(r.DBX, s.Equal)

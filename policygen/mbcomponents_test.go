@@ -228,6 +228,10 @@ func TestMBRefstateWithoutKernels(t *testing.T) {
 	if r.HasSecureBoot || len(r.Kernels) != 0 || len(r.DBX) != 460 {
 		t.Errorf("has_secureboot %v, %d kernels, %d dbx", r.HasSecureBoot, len(r.Kernels), len(r.DBX))
 	}
+	// Event 26 is a FvVol/FvFile application (shared reference §13.2).
+	if len(r.FirmwareApps) != 1 || hex.EncodeToString(r.FirmwareApps[0].SHA256()) != hex.EncodeToString(log.Events[25].Digest("sha256")) {
+		t.Errorf("firmware_apps = %v, want the digest of event 26", r.FirmwareApps)
+	}
 	if _, err := r.Marshal(); err == nil || !strings.Contains(err.Error(), "no boot chain") {
 		t.Errorf("Marshal without kernels: %v", err)
 	}

@@ -3,6 +3,7 @@ package policygen
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/zest-attest/zest/digests"
@@ -125,7 +126,11 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 				cmdline = e
 			}
 		case eventlog.EV_EFI_BOOT_SERVICES_APPLICATION:
-			if firmwareApp(e) {
+			if FirmwareApp(e) {
+				// Keylime skips these; zest also pins their digest.
+				if d := (MBDigest{"sha256": sha(e)}); !slices.ContainsFunc(r.FirmwareApps, d.Equal) {
+					r.FirmwareApps = append(r.FirmwareApps, d)
+				}
 				continue
 			}
 			bsas = append(bsas, e)
@@ -199,10 +204,12 @@ func secureBootEnabled(log *eventlog.Log) (bool, error) {
 	return false, nil
 }
 
-// firmwareApp reports whether a PCR 4 application is a firmware-internal
-// one (boot menu, UI app) whose device path starts FvVol(...)/FvFile(...):
-// Keylime's generator skips those (workaround from Lernstick-Bridge).
-func firmwareApp(e *eventlog.Event) bool {
+// FirmwareApp reports whether a PCR 4 application's logged device path
+// starts FvVol(...)/FvFile(...), i.e. names a firmware-internal application
+// (boot menu, UI app). Keylime's generator skips those (workaround from
+// Lernstick-Bridge). The device path is event data, not covered by the
+// event's digest.
+func FirmwareApp(e *eventlog.Event) bool {
 	im, err := eventlog.ParseImageLoad(e)
 	if err != nil || len(im.Nodes) < 2 {
 		return false

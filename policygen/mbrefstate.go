@@ -39,6 +39,12 @@ type MBRefstate struct {
 	MokDig, MokXDig []MBDigest
 	// Kernels lists boot chain alternatives.
 	Kernels []MBKernel
+	// FirmwareApps (JSON "firmware_apps", a zest extension Keylime
+	// ignores) lists digests of firmware-internal PCR 4 applications
+	// (device path FvVol(...)/FvFile(...)) the golden machine ran. The
+	// device path is not covered by the event digest, so zest's evaluator
+	// accepts such an application only when its digest is listed here.
+	FirmwareApps []MBDigest
 }
 
 // MBFirmware is one scrtm_and_bios alternative.
@@ -176,6 +182,7 @@ type wireMB struct {
 	MokDig        []MBDigest    `json:"mokdig"`
 	MokXDig       []MBDigest    `json:"mokxdig"`
 	Kernels       []MBKernel    `json:"kernels"`
+	FirmwareApps  []MBDigest    `json:"firmware_apps,omitempty"`
 }
 
 // MBValidationError carries every schema violation found in a refstate.
@@ -219,7 +226,7 @@ func ParseMBRefstate(data []byte, name string) (*MBRefstate, error) {
 		ScrtmAndBios:  w.ScrtmAndBios,
 		PK:            w.PK, KEK: w.KEK, DB: w.DB, DBX: w.DBX, VendorDB: w.VendorDB,
 		MokDig: w.MokDig, MokXDig: w.MokXDig,
-		Kernels: w.Kernels,
+		Kernels: w.Kernels, FirmwareApps: w.FirmwareApps,
 	}
 	r.normalize()
 	return r, nil
@@ -324,6 +331,9 @@ func (r *MBRefstate) Check() error {
 	for i, d := range r.MokXDig {
 		checkDigest(fmt.Sprintf("mokxdig[%d]", i), d)
 	}
+	for i, d := range r.FirmwareApps {
+		checkDigest(fmt.Sprintf("firmware_apps[%d]", i), d)
+	}
 	return errors.Join(errs...)
 }
 
@@ -338,7 +348,7 @@ func (r *MBRefstate) Marshal() ([]byte, error) {
 	c.normalize()
 	sb := c.HasSecureBoot
 	w := wireMB{HasSecureBoot: &sb, ScrtmAndBios: c.ScrtmAndBios, PK: c.PK, KEK: c.KEK, DB: c.DB, DBX: c.DBX,
-		VendorDB: c.VendorDB, MokDig: c.MokDig, MokXDig: c.MokXDig, Kernels: c.Kernels}
+		VendorDB: c.VendorDB, MokDig: c.MokDig, MokXDig: c.MokXDig, Kernels: c.Kernels, FirmwareApps: c.FirmwareApps}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -361,6 +371,9 @@ func (r *MBRefstate) Clone() *MBRefstate {
 	}
 	c.PK, c.KEK, c.DB, c.DBX, c.VendorDB = sigs(r.PK), sigs(r.KEK), sigs(r.DB), sigs(r.DBX), sigs(r.VendorDB)
 	c.MokDig, c.MokXDig = cloneDigests(r.MokDig), cloneDigests(r.MokXDig)
+	if r.FirmwareApps != nil {
+		c.FirmwareApps = cloneDigests(r.FirmwareApps)
+	}
 	for _, f := range r.ScrtmAndBios {
 		c.ScrtmAndBios = append(c.ScrtmAndBios, MBFirmware{SCRTM: f.SCRTM.clone(), PlatformFirmware: cloneDigests(f.PlatformFirmware)})
 	}
