@@ -281,3 +281,77 @@ func unionDigests(dst, src []MBDigest) []MBDigest {
 	}
 	return dst
 }
+
+// ComponentRole names a boot component; it selects the member of a package.
+type ComponentRole string
+
+// The boot components BootChain and ReadComponent know.
+const (
+	RoleShim   ComponentRole = "shim"
+	RoleGrub   ComponentRole = "grub"
+	RoleKernel ComponentRole = "kernel"
+	RoleInitrd ComponentRole = "initrd"
+)
+
+func (c ComponentRole) role() (role, error) {
+	switch c {
+	case RoleShim:
+		return roleShim, nil
+	case RoleGrub:
+		return roleGrub, nil
+	case RoleKernel:
+		return roleKernel, nil
+	case RoleInitrd:
+		return roleInitrd, nil
+	}
+	return role{}, fmt.Errorf("unknown boot component %q", string(c))
+}
+
+// ComponentDigests holds a boot component's digests per bank: Authenticode
+// (PE images: what firmware and shim extend into PCR 4) and plain (what
+// GRUB extends into PCR 9 for a file it reads).
+type ComponentDigests struct {
+	Source       string // file, or PKG.deb:/member
+	Authenticode map[digests.Algorithm][]byte
+	Plain        map[digests.Algorithm][]byte
+}
+
+// ReadComponent reads a boot component (a file, "PKG.deb" or
+// "PKG.deb:/member", see BootChainFiles) and computes its digests in each
+// of algs. shim, grub and kernel must be PE images; an initrd gets plain
+// digests only.
+func ReadComponent(ctx context.Context, src string, which ComponentRole, algs []digests.Algorithm) (ComponentDigests, error) {
+	c := ComponentDigests{Plain: map[digests.Algorithm][]byte{}}
+	r, err := which.role()
+	if err != nil {
+		return c, err
+	}
+	b, name, err := readComponent(ctx, src, r)
+	if err != nil {
+		return c, err
+	}
+	c.Source = name
+	var img *pe.File
+	if which != RoleInitrd {
+		if img, err = pe.Open(bytes.NewReader(b), int64(len(b)), name); err != nil {
+			return c, fmt.Errorf("%s: %w", r.name, err)
+		}
+		c.Authenticode = map[digests.Algorithm][]byte{}
+	}
+	for _, alg := range algs {
+		h, err := alg.New()
+		if err != nil {
+			return c, err
+		}
+		h.Write(b)
+		c.Plain[alg] = h.Sum(nil)
+		if img != nil {
+			d, err := img.Authenticode(alg)
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", r.name, err)
+			}
+			c.Authenticode[alg] = d
+		}
+	}
+	return c, nil
+}
