@@ -60,6 +60,16 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 	if !log.HasBank(digests.SHA256) {
 		return nil, fmt.Errorf("refstate: the event log has no sha256 digests; a refstate holds sha256 values only")
 	}
+	uefi := false
+	for i := range log.Events {
+		if log.Events[i].Type > eventlog.EV_EFI_EVENT_BASE {
+			uefi = true
+			break
+		}
+	}
+	if !uefi {
+		return nil, errors.New("refstate: the event log records no UEFI events (a legacy BIOS boot, e.g. SeaBIOS); a measured-boot refstate describes UEFI boots")
+	}
 	r := &MBRefstate{}
 	sb, err := secureBootEnabled(log)
 	if err != nil {
@@ -67,7 +77,7 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 	}
 	r.HasSecureBoot = sb
 	if !sb && !opts.WithoutSecureBoot {
-		return nil, fmt.Errorf("refstate: %w; generate a refstate without Secure Boot to accept such a machine", ErrSecureBootDisabled)
+		return nil, fmt.Errorf("refstate: %w", ErrSecureBootDisabled)
 	}
 	sha := func(e *eventlog.Event) Hex { return Hex(e.Digest(digests.SHA256)) }
 	var fw MBFirmware
