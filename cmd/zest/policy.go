@@ -28,7 +28,7 @@ func (a *app) policyCmd() *cobra.Command {
 		},
 	}
 	c.AddCommand(a.policyRuntimeCmd(), a.policyValidateCmd(), a.policyDiffCmd(), a.policyMergeCmd(),
-		a.policyConvertCmd(), a.policySignCmd(), a.policyVerifyCmd())
+		a.policyConvertCmd(), a.policySignCmd(), a.policyVerifyCmd(), a.policyMeasuredBootCmd())
 	return c
 }
 
