@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/mb"
 )
 
 // verdictExit maps a verdict to zest verify's exit code: 0 trusted,
@@ -169,5 +169,5 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 // mbEvaluatorFromRefstate builds the measured-boot evaluator for a Keylime
 // refstate.
 func mbEvaluatorFromRefstate(refstate []byte) (verifier.MBEvaluator, error) {
-	return nil, errors.New("measured-boot refstates cannot be evaluated yet")
+	return verifier.ParseRefstate(refstate, "mb_policy", mb.Options{})
 }
