@@ -29,6 +29,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{series: map[string]*family{}}
 	m.Declare("zest_http_requests_total", "counter", "HTTP requests by route and status code.", "route", "code")
 	m.Declare("zest_http_request_seconds_total", "counter", "Time spent serving HTTP requests by route.", "route")
+	m.Declare("zest_push_rounds_total", "counter", "Push-mode attestations by verdict.", "verdict")
 	m.Declare("zest_evidence_total", "counter", "Stateless evidence verifications by verdict.", "verdict")
 	return m
 }

@@ -32,6 +32,8 @@ type Options struct {
 	// Evidence answers POST /v{2.x,3.0}/verify/evidence. Nil: the route
 	// answers 501.
 	Evidence EvidenceVerifier
+	// Push serves the v3 push-model routes (NewPush). Nil: they answer 404.
+	Push *Push
 	// MaxBody bounds request bodies; 0 means DefaultMaxBody.
 	MaxBody int64
 	// Logger receives one line per request error; nil discards.
@@ -67,6 +69,9 @@ func New(opts Options) *Server {
 	})
 	s.handle("/metrics", "GET", s.metrics.ServeHTTP)
 	s.handle("/{ver}/verify/evidence", "POST", s.evidence)
+	if opts.Push != nil {
+		opts.Push.register(s)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found: "+r.URL.Path)
 	})
