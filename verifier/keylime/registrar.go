@@ -105,6 +105,12 @@ func (r *RegistrarClient) GetAgent(ctx context.Context, id string) (*RegistrarAg
 	if err != nil {
 		return nil, err
 	}
+	return parseRegistrarAgent(u, raw, body)
+}
+
+// parseRegistrarAgent decodes the results of GET /agents/{id}.
+func parseRegistrarAgent(u string, raw json.RawMessage, body []byte) (*RegistrarAgent, error) {
+	var err error
 	var rec struct {
 		AIKTPM   *string         `json:"aik_tpm"`
 		EKTPM    *string         `json:"ek_tpm"`
