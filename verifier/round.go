@@ -236,6 +236,12 @@ func Verify(ak *quote.AK, ch Challenge, ev Evidence, pol Policies, prev State, o
 			fl.Rejectf(failure.PCRMissing, map[string]any{"pcrs": []int{IMAPCR}}, "a runtime policy is set but PCR 10 is not in the quote")
 		case ev.IMAList == nil:
 			fl.Errorf(IDNoIMAList, nil, "a runtime policy is set but the agent sent no IMA measurement list")
+		case res.Rebooted && ev.IMAStart != 0:
+			// The list of the new boot must be evaluated from its first
+			// entry; what was sent cannot be. Not a rejection: the next
+			// round asks for entry 0.
+			fl.Errorf(failure.IMAInvalidEntryNB, map[string]any{"expected": 0, "got": ev.IMAStart},
+				"the TPM was reset since the last round, but the IMA list was sent from entry %d; the next round asks for entry 0", ev.IMAStart)
 		default:
 			in := ima.Input{
 				Log:        ev.IMAList,

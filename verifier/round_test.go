@@ -202,3 +202,25 @@ func hasID(l failure.List, id string) bool {
 	}
 	return false
 }
+
+func TestVerifyRebootMidList(t *testing.T) {
+	n := newNode(t)
+	n.measure("/usr/bin/bash", fileDigest("bash"))
+	pol := Policies{Runtime: runtimePolicy(t, map[string]string{"/usr/bin/bash": "bash"})}
+	r1 := Verify(n.ak.Key(), Challenge{Nonce: []byte("a")}, n.round("a", pol.Mask(false), 0), pol, State{}, Options{})
+	if r1.Verdict != failure.VerdictTrusted {
+		t.Fatal(r1.Failures)
+	}
+	if err := n.tpm.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	n.ima = nil
+	// The verifier asks for entry 2; a rebooted agent answers with what it
+	// has from there. The round cannot be evaluated: error, not rejection,
+	// and the next round starts over.
+	ev := n.round("b", pol.Mask(false), 2)
+	r2 := Verify(n.ak.Key(), Challenge{Nonce: []byte("b")}, ev, pol, r1.Next, Options{})
+	if !r2.Rebooted || r2.Verdict != failure.VerdictError || !hasID(r2.Failures, failure.IMAInvalidEntryNB) || r2.Next.IMA.NextEntry != 0 {
+		t.Fatalf("reboot mid-list: rebooted=%v %v %v next=%d", r2.Rebooted, r2.Verdict, r2.Failures, r2.Next.IMA.NextEntry)
+	}
+}

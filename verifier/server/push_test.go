@@ -212,3 +212,54 @@ func TestPushRefusals(t *testing.T) {
 		t.Fatalf("no tpm_quote capability: %d", resp.StatusCode)
 	}
 }
+
+func TestPushAttacks(t *testing.T) {
+	e := newPushEnv(t, &memStore{state: map[string][]byte{}})
+	ctx := context.Background()
+	c := e.client()
+	if _, err := c.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := c.LastEvidence
+
+	// Replayed evidence against a fresh challenge: the quote's nonce is
+	// the old challenge, so verification fails.
+	e.advance(11 * time.Second)
+	c.BeforeEvidence = func([]byte) []byte { return old }
+	res, err := c.Attest(ctx)
+	if err != nil || res.Evaluation != "fail" || !strings.Contains(string(res.Failures), "qoute_validation.quote_validation") {
+		t.Fatalf("replayed evidence: %+v %v", res, err)
+	}
+
+	// An expired challenge is refused before any verification.
+	e.advance(11 * time.Second)
+	c.BeforeEvidence = func(b []byte) []byte { e.advance(31 * time.Second); return b }
+	_, err = c.Attest(ctx)
+	var pe *agent.PushError
+	if !errors.As(err, &pe) || pe.Status != 403 || pe.Code != "challenges_expired" {
+		t.Fatalf("expired challenge: %v", err)
+	}
+	c.BeforeEvidence = nil
+
+	// Reboot: a new boot_time restarts the IMA list at entry 0.
+	e.advance(11 * time.Second)
+	if err := e.a.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = c.Attest(ctx)
+	if err != nil || res.Evaluation != "pass" {
+		t.Fatalf("after reboot: %+v %v", res, err)
+	}
+
+	// Wrong AK registered for the agent.
+	wrong, err := quote.ParseAK(e.a.EKPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.push.opts.Agents[e.a.UUID()].AK = wrong
+	e.advance(11 * time.Second)
+	res, err = c.Attest(ctx)
+	if err != nil || res.Evaluation != "fail" {
+		t.Fatalf("wrong AK: %+v %v", res, err)
+	}
+}
