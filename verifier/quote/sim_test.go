@@ -370,6 +370,18 @@ func TestSimulatorChecks(t *testing.T) {
 		return k
 	}()
 
+	// The TPM computes qualifiedSigner itself: QN of a primary key in the
+	// endorsement hierarchy.
+	akName, err := ak.Key().Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qn, err := quote.QualifiedName(quote.HierarchyQN(quote.RHEndorsement), akName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerQN, _ := quote.QualifiedName(quote.HierarchyQN(quote.RHOwner), akName)
+
 	tests := []struct {
 		name  string
 		quote string
@@ -404,6 +416,8 @@ func TestSimulatorChecks(t *testing.T) {
 		{"SHA-1 refused by default", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1")}, []string{failure.QuoteHashAlg + "/hash_alg"}},
 		{"SHA-1 with AllowSHA1", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1"), AllowSHA1: true, Hashes: []quote.Alg{quote.AlgSHA1}}, nil},
 		{"RSAPSS not accepted", pssQ.String(), otherAK.Key(), quote.Options{Nonce: []byte("n1"), SignAlgs: []quote.Alg{quote.AlgRSASSA}}, []string{quote.EventInvalidSignAlg + "/sign_alg"}},
+		{"qualified signer", q1.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), QualifiedSigner: qn}, nil},
+		{"qualified signer in another hierarchy", q1.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), QualifiedSigner: ownerQN}, []string{failure.QuoteInvalid + "/qualified_signer"}},
 		{"malformed", "r" + q1.String()[1:20], ak.Key(), quote.Options{Nonce: []byte("n1")}, []string{failure.QuoteMalformed + "/parse"}},
 	}
 	for _, tt := range tests {

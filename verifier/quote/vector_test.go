@@ -111,3 +111,37 @@ func checks(fl failure.List) []string {
 	}
 	return out
 }
+
+// TestDisplayGolden pins the display JSON of the parsed (unverified)
+// Keylime vector; regenerate with -update and review the diff.
+func TestDisplayGolden(t *testing.T) {
+	_, attest, sig, blob := loadVector(t)
+	q, err := quote.FromBytes(attest, sig, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(q, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	const golden = "testdata/keylime-vector-display.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("display JSON differs from %s:\n%s", golden, got)
+	}
+	// The selection round-trips through its JSON form.
+	var sel quote.PCRSelection
+	b, _ := json.Marshal(q.Attest.PCRSelect[0])
+	if err := json.Unmarshal(b, &sel); err != nil || sel.Mask() != 1<<16 || len(sel.Select) != 3 {
+		t.Errorf("selection JSON round trip: %s %v %+v", b, err, sel)
+	}
+}

@@ -59,6 +59,10 @@ type Options struct {
 	// hash of its payload public key PEM). An empty non-nil slice binds
 	// the empty string.
 	Data []byte
+	// QualifiedSigner, when set, must equal TPMS_ATTEST.qualifiedSigner:
+	// the AK's Qualified Name (see QualifiedName), which binds the quote to
+	// the AK's place in the TPM's key hierarchy (e.g. under the EK).
+	QualifiedSigner []byte
 	// Previous is the clock information of the last successful round; nil
 	// skips the monotonicity checks (first round).
 	Previous *ClockInfo
@@ -239,6 +243,10 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 		return nil, fl
 	}
 
+	if opts.QualifiedSigner != nil && !bytes.Equal(opts.QualifiedSigner, a.QualifiedSigner) {
+		reject(failure.QuoteInvalid, "qualified_signer", map[string]any{"expected": hex.EncodeToString(opts.QualifiedSigner), "got": hex.EncodeToString(a.QualifiedSigner)}, "The quote's qualifiedSigner is not the expected Qualified Name of the attestation key.")
+	}
+
 	// Freshness.
 	if len(opts.Nonce) == 0 {
 		fl.Errorf(failure.QuoteInvalid, map[string]any{"check": "nonce"}, "No nonce was given to check the quote's freshness against.")
@@ -252,7 +260,11 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 		reject(failure.QuoteInvalid, "pcr_selection", map[string]any{"quoted": selectionStrings(a.PCRSelect), "pcrblob": selectionStrings(blob.Selection)}, "The PCR selection in the pcrblob differs from the signed selection.")
 	}
 	pcrs, valuesOK := mapValues(blob, &fl)
-	if len(a.PCRSelect) == 0 || len(pcrs) == 0 {
+	quoted := 0
+	for _, s := range a.PCRSelect {
+		quoted += len(s.PCRs())
+	}
+	if quoted == 0 {
 		reject(failure.QuoteInvalid, "pcr_selection", nil, "The quote covers no PCRs.")
 	}
 	if valuesOK && hashOK {
