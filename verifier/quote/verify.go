@@ -41,8 +41,8 @@ type Options struct {
 	// (Keylime's hash_alg); the signature must use it.
 	HashAlg Alg
 	// Hashes are the accepted signature hash algorithms; nil means
-	// DefaultHashes. SHA-1 is refused unless AllowSHA1 is set, even if
-	// listed.
+	// DefaultHashes. SHA-1 is decided by AllowSHA1 alone: refused unless it
+	// is set (even if listed), accepted when it is.
 	Hashes    []Alg
 	AllowSHA1 bool
 	// SignAlgs are the accepted signature schemes; nil means
@@ -213,7 +213,10 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	if hashes == nil {
 		hashes = DefaultHashes
 	}
-	hashOK := slices.Contains(hashes, sig.Hash) && (sig.Hash != AlgSHA1 || opts.AllowSHA1)
+	hashOK := slices.Contains(hashes, sig.Hash)
+	if sig.Hash == AlgSHA1 {
+		hashOK = opts.AllowSHA1
+	}
 	if _, ok := sig.Hash.Hash(); !ok {
 		hashOK = false
 	}
@@ -282,6 +285,8 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	// With an unaccepted signature hash and no explicit bank there is no
 	// bank to check Mask and Data in; the hash failure already rejects.
 	bankKnown := opts.Bank != 0 || hashOK
+	// Without a consistent value list there are no PCR values to check.
+	bankKnown = bankKnown && valuesOK
 	if opts.Mask != 0 && bankKnown {
 		var missing []int
 		for i := 0; i < 32; i++ {
