@@ -1,6 +1,7 @@
 package quote_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -143,5 +144,32 @@ func TestDisplayGolden(t *testing.T) {
 	b, _ := json.Marshal(q.Attest.PCRSelect[0])
 	if err := json.Unmarshal(b, &sel); err != nil || sel.Mask() != 1<<16 || len(sel.Select) != 3 {
 		t.Errorf("selection JSON round trip: %s %v %+v", b, err, sel)
+	}
+}
+
+// TestVerifiedIsACopy: changing the parsed quote after Verify must not
+// change what was verified.
+func TestVerifiedIsACopy(t *testing.T) {
+	v, attest, sig, blob := loadVector(t)
+	ak, _ := quote.ParseAK([]byte(v.AKPEM))
+	q, err := quote.FromBytes(attest, sig, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, fl := quote.Verify(q, ak, quote.Options{Nonce: []byte(v.Nonce)})
+	if ver == nil {
+		t.Fatal(fl)
+	}
+	before, _ := ver.PCR(quote.AlgSHA256, 16)
+	q.PCRBlob.Lists[0][0][0] ^= 0xff
+	q.Attest.PCRSelect[0].Select[0] = 0xff
+	q.Attest.ExtraData[0] ^= 0xff
+	after, _ := ver.PCR(quote.AlgSHA256, 16)
+	if !bytes.Equal(before, after) || ver.Selection()[0].Mask() != 1<<16 || string(ver.Nonce()) != v.Nonce {
+		t.Fatal("Verified shares memory with the Quote")
+	}
+	after[0] ^= 0xff
+	if again, _ := ver.PCR(quote.AlgSHA256, 16); !bytes.Equal(before, again) {
+		t.Fatal("PCR returns Verified's own slice")
 	}
 }

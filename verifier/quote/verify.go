@@ -313,17 +313,29 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	if len(fl) > 0 {
 		return nil, fl
 	}
-	return &Verified{
+	// Copy everything: the caller still holds q and must not be able to
+	// change what was verified.
+	v := &Verified{
 		hashAlg:         sig.Hash,
 		signAlg:         sig.Alg,
 		nonce:           bytes.Clone(a.ExtraData),
 		clock:           a.ClockInfo,
 		firmwareVersion: a.FirmwareVersion,
 		qualifiedSigner: bytes.Clone(a.QualifiedSigner),
-		selection:       a.PCRSelect,
-		pcrs:            pcrs,
+		pcrs:            make(map[Alg]map[int][]byte, len(pcrs)),
 		rebooted:        rebooted,
-	}, nil
+	}
+	for _, s := range a.PCRSelect {
+		v.selection = append(v.selection, PCRSelection{Hash: s.Hash, Select: bytes.Clone(s.Select)})
+	}
+	for bank, m := range pcrs {
+		c := make(map[int][]byte, len(m))
+		for i, d := range m {
+			c[i] = bytes.Clone(d)
+		}
+		v.pcrs[bank] = c
+	}
+	return v, nil
 }
 
 func verifySignature(ak *AK, sig *Signature, attest []byte) error {
