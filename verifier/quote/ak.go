@@ -217,3 +217,29 @@ func (ak *AK) CheckAttributes() error {
 	}
 	return nil
 }
+
+// TPM hierarchy handles: the Qualified Name of a primary key's parent.
+const (
+	RHOwner       uint32 = 0x40000001
+	RHEndorsement uint32 = 0x4000000B
+	RHPlatform    uint32 = 0x4000000C
+)
+
+// HierarchyQN is the Qualified Name of a hierarchy: its 4-byte handle.
+func HierarchyQN(handle uint32) []byte { return binary.BigEndian.AppendUint32(nil, handle) }
+
+// QualifiedName computes QN(object) = nameAlg || H_nameAlg(QN(parent) ||
+// Name(object)) (TPM 2.0 Part 1, "Qualified Name"), with nameAlg taken from
+// the object's Name. For a primary key parentQN is HierarchyQN(handle); for
+// a Keylime AK created under the EK it is QualifiedName(HierarchyQN(
+// RHEndorsement), Name(EK)).
+func QualifiedName(parentQN, name []byte) ([]byte, error) {
+	if len(name) < 2 {
+		return nil, fmt.Errorf("qualified name: Name of %d bytes", len(name))
+	}
+	alg := Alg(binary.BigEndian.Uint16(name))
+	if _, ok := alg.Hash(); !ok || len(name) != 2+alg.DigestSize() {
+		return nil, fmt.Errorf("qualified name: Name with algorithm %v and %d bytes", alg, len(name))
+	}
+	return append(append([]byte(nil), name[:2]...), digest(alg, parentQN, name)...), nil
+}

@@ -31,18 +31,18 @@ type ClockInfo struct {
 // Attest is a parsed TPMS_ATTEST. Nothing in it is verified: it is what
 // the agent sent, for display and for Verify to check.
 type Attest struct {
-	Magic           uint32    `json:"magic"`
-	Type            uint16    `json:"type"`
-	QualifiedSigner []byte    `json:"qualifiedSigner"`
-	ExtraData       []byte    `json:"extraData"`
-	ClockInfo       ClockInfo `json:"clockInfo"`
-	FirmwareVersion uint64    `json:"firmwareVersion"`
+	Magic           uint32
+	Type            uint16
+	QualifiedSigner []byte
+	ExtraData       []byte
+	ClockInfo       ClockInfo
+	FirmwareVersion uint64
 	// PCRSelect and PCRDigest are TPMS_QUOTE_INFO; set only when Type is
 	// TypeQuote.
-	PCRSelect []PCRSelection `json:"pcrSelect,omitempty"`
-	PCRDigest []byte         `json:"pcrDigest,omitempty"`
+	PCRSelect []PCRSelection
+	PCRDigest []byte
 	// Attested holds the raw TPMU_ATTEST of a structure that is not a quote.
-	Attested []byte `json:"attested,omitempty"`
+	Attested []byte
 }
 
 // ParseAttest parses a TPMS_ATTEST (without the TPM2B_ATTEST size). Errors
@@ -87,16 +87,16 @@ func ParseAttest(b []byte) (*Attest, error) {
 
 // Signature is a parsed TPMT_SIGNATURE.
 type Signature struct {
-	Alg  Alg `json:"sigAlg"`
-	Hash Alg `json:"hash"`
+	Alg  Alg
+	Hash Alg
 	// RSA is the RSASSA/RSAPSS signature (modulus-sized, big-endian).
-	RSA []byte `json:"rsa,omitempty"`
+	RSA []byte
 	// R and S are the ECC signature components as big-endian integers;
 	// TPMs may drop leading zero octets.
-	R []byte `json:"r,omitempty"`
-	S []byte `json:"s,omitempty"`
+	R []byte
+	S []byte
 	// HMAC is the digest of an HMAC "signature".
-	HMAC []byte `json:"hmac,omitempty"`
+	HMAC []byte
 }
 
 const (

@@ -15,7 +15,19 @@
 // Beyond Keylime's checkquote, Verify requires the pcrblob's selection to be
 // byte-identical to the signed TPMS_QUOTE_INFO.pcrSelect (PCR indices are not
 // covered by pcrDigest), requires every requested PCR to be quoted, enforces
-// AK attributes when the AK's TPM public area is known, and accepts RSAPSS.
+// AK attributes when the AK's TPM public area is known, accepts RSAPSS (salt
+// length detected), accepts only canonical pcrblobs, can check the
+// qualifiedSigner, and tells a reboot (resetCount increased: Verified.Rebooted)
+// from a stale or replayed quote (clock, resetCount or restartCount going
+// backwards: a failure).
+//
+// Check names in Context["check"]: parse, ak, ak_attributes, sign_alg,
+// hash_alg, hash_alg_mismatch, signature, magic, type, qualified_signer,
+// nonce, pcr_selection, pcr_bank, pcr_values, pcr_digest, requested_pcrs,
+// clock_safe, reset_count, restart_count, clock, data_pcr.
+//
+// Everything here is safe for concurrent use; Verify allocates a few KB and
+// costs little more than the signature check itself.
 //
 // The package needs no TPM and imports only verifier/failure from zest;
 // it must not import archive or any transport. Package quotetest mints

@@ -110,8 +110,8 @@ func (r *reader) end() {
 // PCRSelection is one TPMS_PCR_SELECTION: a bank and its select bitmap
 // (bit i of octet j selects PCR 8j+i). len(Select) is sizeofSelect.
 type PCRSelection struct {
-	Hash   Alg    `json:"hash"`
-	Select []byte `json:"select"`
+	Hash   Alg
+	Select []byte
 }
 
 // maxSelect is the largest sizeofSelect zest accepts: tpm2-tools' pcrblob

@@ -26,9 +26,9 @@ const (
 // PCRBlob is a parsed pcrblob: the selection the agent claims and the PCR
 // values in selection order (bank order, then ascending PCR index).
 type PCRBlob struct {
-	Selection []PCRSelection `json:"selection"`
+	Selection []PCRSelection
 	// Lists are the TPML_DIGEST lists as read (one per TPM2_PCR_Read).
-	Lists [][][]byte `json:"lists"`
+	Lists [][][]byte
 }
 
 // Values flattens Lists in order.

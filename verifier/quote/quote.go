@@ -17,13 +17,13 @@ const maxQuoteString = 64 << 10
 // Nothing here is a fact until Verify returns a *Verified.
 type Quote struct {
 	// Raw parts exactly as received (after base64 decoding).
-	AttestBytes    []byte `json:"-"`
-	SignatureBytes []byte `json:"-"`
-	PCRBlobBytes   []byte `json:"-"`
+	AttestBytes    []byte
+	SignatureBytes []byte
+	PCRBlobBytes   []byte
 
-	Attest    *Attest    `json:"attest"`
-	Signature *Signature `json:"signature"`
-	PCRBlob   *PCRBlob   `json:"pcrblob"`
+	Attest    *Attest
+	Signature *Signature
+	PCRBlob   *PCRBlob
 }
 
 // Parse parses a Keylime quote string "r<b64 TPMS_ATTEST>:<b64

@@ -346,6 +346,11 @@ func TestSimulatorChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	noPCRs, err := ak.Quote([]byte("n1"), quote.NewPCRSelection(quote.AlgSHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Relabel: PCRs 15 and 16 swapped indices cannot be expressed, but a
 	// pcrblob claiming {10,14,16} with the same three values keeps the
 	// digest valid; only the selection cross-check catches it.
@@ -369,6 +374,18 @@ func TestSimulatorChecks(t *testing.T) {
 		}
 		return k
 	}()
+
+	// The TPM computes qualifiedSigner itself: QN of a primary key in the
+	// endorsement hierarchy.
+	akName, err := ak.Key().Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qn, err := quote.QualifiedName(quote.HierarchyQN(quote.RHEndorsement), akName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerQN, _ := quote.QualifiedName(quote.HierarchyQN(quote.RHOwner), akName)
 
 	tests := []struct {
 		name  string
@@ -402,8 +419,12 @@ func TestSimulatorChecks(t *testing.T) {
 		{"requested PCR not quoted", noPCR16.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), Mask: 1<<0 | 1<<10}, []string{failure.PCRMissing + "/requested_pcrs"}},
 		{"agent reports another hash", q1.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), HashAlg: quote.AlgSHA384}, []string{failure.QuoteHashAlg + "/hash_alg_mismatch"}},
 		{"SHA-1 refused by default", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1")}, []string{failure.QuoteHashAlg + "/hash_alg"}},
-		{"SHA-1 with AllowSHA1", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1"), AllowSHA1: true, Hashes: []quote.Alg{quote.AlgSHA1}}, nil},
+		{"SHA-1 with AllowSHA1", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1"), AllowSHA1: true}, nil},
+		{"SHA-1 listed but not allowed", sha1Q.String(), sha1AK.Key(), quote.Options{Nonce: []byte("n1"), Hashes: []quote.Alg{quote.AlgSHA1}}, []string{failure.QuoteHashAlg + "/hash_alg"}},
 		{"RSAPSS not accepted", pssQ.String(), otherAK.Key(), quote.Options{Nonce: []byte("n1"), SignAlgs: []quote.Alg{quote.AlgRSASSA}}, []string{quote.EventInvalidSignAlg + "/sign_alg"}},
+		{"qualified signer", q1.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), QualifiedSigner: qn}, nil},
+		{"qualified signer in another hierarchy", q1.String(), ak.Key(), quote.Options{Nonce: []byte("n1"), QualifiedSigner: ownerQN}, []string{failure.QuoteInvalid + "/qualified_signer"}},
+		{"quote covers no PCRs", noPCRs.String(), ak.Key(), quote.Options{Nonce: []byte("n1")}, []string{failure.QuoteInvalid + "/pcr_selection"}},
 		{"malformed", "r" + q1.String()[1:20], ak.Key(), quote.Options{Nonce: []byte("n1")}, []string{failure.QuoteMalformed + "/parse"}},
 	}
 	for _, tt := range tests {

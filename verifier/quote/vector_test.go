@@ -1,6 +1,7 @@
 package quote_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -110,4 +111,65 @@ func checks(fl failure.List) []string {
 		out = append(out, f.ID+"/"+c)
 	}
 	return out
+}
+
+// TestDisplayGolden pins the display JSON of the parsed (unverified)
+// Keylime vector; regenerate with -update and review the diff.
+func TestDisplayGolden(t *testing.T) {
+	_, attest, sig, blob := loadVector(t)
+	q, err := quote.FromBytes(attest, sig, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(q, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	const golden = "testdata/keylime-vector-display.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("display JSON differs from %s:\n%s", golden, got)
+	}
+	// The selection round-trips through its JSON form.
+	var sel quote.PCRSelection
+	b, _ := json.Marshal(q.Attest.PCRSelect[0])
+	if err := json.Unmarshal(b, &sel); err != nil || sel.Mask() != 1<<16 || len(sel.Select) != 3 {
+		t.Errorf("selection JSON round trip: %s %v %+v", b, err, sel)
+	}
+}
+
+// TestVerifiedIsACopy: changing the parsed quote after Verify must not
+// change what was verified.
+func TestVerifiedIsACopy(t *testing.T) {
+	v, attest, sig, blob := loadVector(t)
+	ak, _ := quote.ParseAK([]byte(v.AKPEM))
+	q, err := quote.FromBytes(attest, sig, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, fl := quote.Verify(q, ak, quote.Options{Nonce: []byte(v.Nonce)})
+	if ver == nil {
+		t.Fatal(fl)
+	}
+	before, _ := ver.PCR(quote.AlgSHA256, 16)
+	q.PCRBlob.Lists[0][0][0] ^= 0xff
+	q.Attest.PCRSelect[0].Select[0] = 0xff
+	q.Attest.ExtraData[0] ^= 0xff
+	after, _ := ver.PCR(quote.AlgSHA256, 16)
+	if !bytes.Equal(before, after) || ver.Selection()[0].Mask() != 1<<16 || string(ver.Nonce()) != v.Nonce {
+		t.Fatal("Verified shares memory with the Quote")
+	}
+	after[0] ^= 0xff
+	if again, _ := ver.PCR(quote.AlgSHA256, 16); !bytes.Equal(before, again) {
+		t.Fatal("PCR returns Verified's own slice")
+	}
 }

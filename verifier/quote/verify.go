@@ -41,8 +41,8 @@ type Options struct {
 	// (Keylime's hash_alg); the signature must use it.
 	HashAlg Alg
 	// Hashes are the accepted signature hash algorithms; nil means
-	// DefaultHashes. SHA-1 is refused unless AllowSHA1 is set, even if
-	// listed.
+	// DefaultHashes. SHA-1 is decided by AllowSHA1 alone: refused unless it
+	// is set (even if listed), accepted when it is.
 	Hashes    []Alg
 	AllowSHA1 bool
 	// SignAlgs are the accepted signature schemes; nil means
@@ -59,6 +59,10 @@ type Options struct {
 	// hash of its payload public key PEM). An empty non-nil slice binds
 	// the empty string.
 	Data []byte
+	// QualifiedSigner, when set, must equal TPMS_ATTEST.qualifiedSigner:
+	// the AK's Qualified Name (see QualifiedName), which binds the quote to
+	// the AK's place in the TPM's key hierarchy (e.g. under the EK).
+	QualifiedSigner []byte
 	// Previous is the clock information of the last successful round; nil
 	// skips the monotonicity checks (first round).
 	Previous *ClockInfo
@@ -209,7 +213,10 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	if hashes == nil {
 		hashes = DefaultHashes
 	}
-	hashOK := slices.Contains(hashes, sig.Hash) && (sig.Hash != AlgSHA1 || opts.AllowSHA1)
+	hashOK := slices.Contains(hashes, sig.Hash)
+	if sig.Hash == AlgSHA1 {
+		hashOK = opts.AllowSHA1
+	}
 	if _, ok := sig.Hash.Hash(); !ok {
 		hashOK = false
 	}
@@ -239,6 +246,10 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 		return nil, fl
 	}
 
+	if opts.QualifiedSigner != nil && !bytes.Equal(opts.QualifiedSigner, a.QualifiedSigner) {
+		reject(failure.QuoteInvalid, "qualified_signer", map[string]any{"expected": hex.EncodeToString(opts.QualifiedSigner), "got": hex.EncodeToString(a.QualifiedSigner)}, "The quote's qualifiedSigner is not the expected Qualified Name of the attestation key.")
+	}
+
 	// Freshness.
 	if len(opts.Nonce) == 0 {
 		fl.Errorf(failure.QuoteInvalid, map[string]any{"check": "nonce"}, "No nonce was given to check the quote's freshness against.")
@@ -252,7 +263,11 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 		reject(failure.QuoteInvalid, "pcr_selection", map[string]any{"quoted": selectionStrings(a.PCRSelect), "pcrblob": selectionStrings(blob.Selection)}, "The PCR selection in the pcrblob differs from the signed selection.")
 	}
 	pcrs, valuesOK := mapValues(blob, &fl)
-	if len(a.PCRSelect) == 0 || len(pcrs) == 0 {
+	quoted := 0
+	for _, s := range a.PCRSelect {
+		quoted += len(s.PCRs())
+	}
+	if quoted == 0 {
 		reject(failure.QuoteInvalid, "pcr_selection", nil, "The quote covers no PCRs.")
 	}
 	if valuesOK && hashOK {
@@ -270,6 +285,8 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	// With an unaccepted signature hash and no explicit bank there is no
 	// bank to check Mask and Data in; the hash failure already rejects.
 	bankKnown := opts.Bank != 0 || hashOK
+	// Without a consistent value list there are no PCR values to check.
+	bankKnown = bankKnown && valuesOK
 	if opts.Mask != 0 && bankKnown {
 		var missing []int
 		for i := 0; i < 32; i++ {
@@ -296,17 +313,29 @@ func Verify(q *Quote, ak *AK, opts Options) (*Verified, failure.List) {
 	if len(fl) > 0 {
 		return nil, fl
 	}
-	return &Verified{
+	// Copy everything: the caller still holds q and must not be able to
+	// change what was verified.
+	v := &Verified{
 		hashAlg:         sig.Hash,
 		signAlg:         sig.Alg,
 		nonce:           bytes.Clone(a.ExtraData),
 		clock:           a.ClockInfo,
 		firmwareVersion: a.FirmwareVersion,
 		qualifiedSigner: bytes.Clone(a.QualifiedSigner),
-		selection:       a.PCRSelect,
-		pcrs:            pcrs,
+		pcrs:            make(map[Alg]map[int][]byte, len(pcrs)),
 		rebooted:        rebooted,
-	}, nil
+	}
+	for _, s := range a.PCRSelect {
+		v.selection = append(v.selection, PCRSelection{Hash: s.Hash, Select: bytes.Clone(s.Select)})
+	}
+	for bank, m := range pcrs {
+		c := make(map[int][]byte, len(m))
+		for i, d := range m {
+			c[i] = bytes.Clone(d)
+		}
+		v.pcrs[bank] = c
+	}
+	return v, nil
 }
 
 func verifySignature(ak *AK, sig *Signature, attest []byte) error {
