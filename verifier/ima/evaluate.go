@@ -240,16 +240,11 @@ func (e *evaluator) run() {
 		if err == io.EOF {
 			break
 		}
-		var pe *imalog.ParseError
-		if errors.As(err, &pe) {
-			e.read = uint64(pe.Line)
-			e.always.Errorf(failure.IMAParserEntry, map[string]any{"entry": e.in.StartEntry + uint64(pe.Line) - 1},
-				"line was not parsable into a valid IMA entry: %s", pe.Msg)
-			continue
-		}
 		if err != nil {
-			e.always.Errorf(failure.IMAParserEntry, nil, "reading the IMA measurement list: %v", err)
-			return
+			if !e.parseError(err) {
+				return
+			}
+			continue
 		}
 		e.read = uint64(ent.Line)
 		e.entry(ent, e.in.StartEntry+uint64(ent.Line)-1)
@@ -257,6 +252,20 @@ func (e *evaluator) run() {
 			e.checkMatch(uint64(ent.Line))
 		}
 	}
+}
+
+// parseError records a line that could not be parsed and says whether
+// reading can go on.
+func (e *evaluator) parseError(err error) bool {
+	var pe *imalog.ParseError
+	if !errors.As(err, &pe) {
+		e.always.Errorf(failure.IMAParserEntry, nil, "reading the IMA measurement list: %v", err)
+		return false
+	}
+	e.read = uint64(pe.Line)
+	e.always.Errorf(failure.IMAParserEntry, map[string]any{"entry": e.in.StartEntry + uint64(pe.Line) - 1},
+		"line was not parsable into a valid IMA entry: %s", pe.Msg)
+	return true
 }
 
 // checkMatch commits everything read so far when every bank's replay equals
