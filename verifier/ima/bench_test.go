@@ -91,30 +91,36 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.Fatalf("bench log not trusted: %d failures, first %v; consumed %d", len(r.Failures), r.Failures[:min(1, len(r.Failures))], r.Consumed)
 		}
 		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
-			// Baseline in the same run.
-			t0 := time.Now()
-			const rounds = 3
-			for range rounds {
-				baseline(bl)
-			}
-			base := time.Since(t0) / rounds
-
+			// The baseline runs interleaved with the evaluation, and both
+			// report their fastest iteration: on a shared machine that is
+			// the closest to an idle core, and load hits both alike.
 			var ms0, ms1 runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&ms0)
 			b.SetBytes(int64(len(bl.log)))
 			b.ReportAllocs()
-			b.ResetTimer()
+			minEval, minBase := time.Duration(1<<62), time.Duration(1<<62)
+			var baseAlloc uint64
 			for b.Loop() {
+				t0 := time.Now()
 				bl.policy.Evaluate(State{}, in())
+				minEval = min(minEval, time.Since(t0))
+
+				b.StopTimer()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				t0 = time.Now()
+				baseline(bl)
+				minBase = min(minBase, time.Since(t0))
+				runtime.ReadMemStats(&m1)
+				baseAlloc += m1.TotalAlloc - m0.TotalAlloc
+				b.StartTimer()
 			}
-			b.StopTimer()
 			runtime.ReadMemStats(&ms1)
-			per := b.Elapsed() / time.Duration(b.N)
-			b.ReportMetric(float64(n)/per.Seconds(), "entries/s")
-			b.ReportMetric(float64(per)/float64(base), "x_baseline")
-			b.ReportMetric(float64(n)/base.Seconds(), "baseline_entries/s")
-			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/float64(n), "alloc_B/entry")
+			b.ReportMetric(float64(n)/minEval.Seconds(), "entries/s")
+			b.ReportMetric(float64(n)/minBase.Seconds(), "baseline_entries/s")
+			b.ReportMetric(float64(minEval)/float64(minBase), "x_baseline")
+			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc-baseAlloc)/float64(b.N)/float64(n), "alloc_B/entry")
 		})
 	}
 }
