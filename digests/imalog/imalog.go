@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/zest-attest/zest/digests"
@@ -373,11 +372,12 @@ func (r *Reader) parse(line []byte) error {
 	if !ok {
 		return errors.New("expected \"PCR template-hash template-name fields...\"")
 	}
-	pcr, err := strconv.ParseUint(string(pcrTok), 10, 32)
-	if err != nil || pcr > 23 {
+	pcr, ok := parsePCR(pcrTok)
+	if !ok {
 		return fmt.Errorf("PCR %q is not a number between 0 and 23", clip(pcrTok))
 	}
-	e.PCR = uint32(pcr)
+	e.PCR = pcr
+	var err error
 
 	hashTok, rest, ok := cut(rest)
 	if !ok {
@@ -416,6 +416,22 @@ func (r *Reader) parse(line []byte) error {
 		}
 	}
 	return nil
+}
+
+// parsePCR reads a decimal PCR index without strconv, whose string argument
+// costs an allocation on every record.
+func parsePCR(b []byte) (uint32, bool) {
+	if len(b) == 0 || len(b) > 2 {
+		return 0, false
+	}
+	var n uint32
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint32(c-'0')
+	}
+	return n, n <= 23
 }
 
 func (r *Reader) template(tok []byte) (*templateDesc, error) {

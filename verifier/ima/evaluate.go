@@ -240,16 +240,11 @@ func (e *evaluator) run() {
 		if err == io.EOF {
 			break
 		}
-		var pe *imalog.ParseError
-		if errors.As(err, &pe) {
-			e.read = uint64(pe.Line)
-			e.always.Errorf(failure.IMAParserEntry, map[string]any{"entry": e.in.StartEntry + uint64(pe.Line) - 1},
-				"line was not parsable into a valid IMA entry: %s", pe.Msg)
-			continue
-		}
 		if err != nil {
-			e.always.Errorf(failure.IMAParserEntry, nil, "reading the IMA measurement list: %v", err)
-			return
+			if !e.parseError(err) {
+				return
+			}
+			continue
 		}
 		e.read = uint64(ent.Line)
 		e.entry(ent, e.in.StartEntry+uint64(ent.Line)-1)
@@ -257,6 +252,20 @@ func (e *evaluator) run() {
 			e.checkMatch(uint64(ent.Line))
 		}
 	}
+}
+
+// parseError records a line that could not be parsed and says whether
+// reading can go on.
+func (e *evaluator) parseError(err error) bool {
+	var pe *imalog.ParseError
+	if !errors.As(err, &pe) {
+		e.always.Errorf(failure.IMAParserEntry, nil, "reading the IMA measurement list: %v", err)
+		return false
+	}
+	e.read = uint64(pe.Line)
+	e.always.Errorf(failure.IMAParserEntry, map[string]any{"entry": e.in.StartEntry + uint64(pe.Line) - 1},
+		"line was not parsable into a valid IMA entry: %s", pe.Msg)
+	return true
 }
 
 // checkMatch commits everything read so far when every bank's replay equals
@@ -435,7 +444,7 @@ func (e *evaluator) entry(ent *imalog.Entry, idx uint64) {
 // file is Keylime's _validate_ima_ng against digests: a listed digest or an
 // excluded path passes. sigErr explains why a signature did not help.
 func (e *evaluator) file(ent *imalog.Entry, idx uint64, sigErr error) {
-	set, listed := e.p.files[string(ent.RawName)]
+	set, listed := e.p.files.lookup(ent.RawName)
 	if listed && setHas(set, ent.Digest.Value) {
 		e.pendCounts.Allowlisted++
 		return
@@ -447,7 +456,7 @@ func (e *evaluator) file(ent *imalog.Entry, idx uint64, sigErr error) {
 	e.notAllowed(ent, idx, set, listed, "digests", sigErr)
 }
 
-func (e *evaluator) notAllowed(ent *imalog.Entry, idx uint64, set string, listed bool, field string, sigErr error) {
+func (e *evaluator) notAllowed(ent *imalog.Entry, idx uint64, set []byte, listed bool, field string, sigErr error) {
 	ctx := entryContext(ent, idx)
 	if field != "digests" {
 		ctx["policy_field"] = field
@@ -478,7 +487,7 @@ func (e *evaluator) notAllowed(ent *imalog.Entry, idx uint64, set string, listed
 // signed is Keylime's _validate_ima_sig: an excluded path, a listed digest or
 // a signature by a trusted key passes.
 func (e *evaluator) signed(ent *imalog.Entry, idx uint64) {
-	if set, ok := e.p.files[string(ent.RawName)]; ok && setHas(set, ent.Digest.Value) {
+	if set, ok := e.p.files.lookup(ent.RawName); ok && setHas(set, ent.Digest.Value) {
 		e.pendCounts.Allowlisted++
 		return
 	}
@@ -548,7 +557,7 @@ func (e *evaluator) buffer(ent *imalog.Entry, idx uint64) {
 			e.pendCounts.KeysIgnored++
 			return
 		}
-		set, listed := p.keyrings[string(ent.RawName)]
+		set, listed := p.keyrings.lookup(ent.RawName)
 		if listed && setHas(set, ent.Digest.Value) {
 			if len(e.learned) >= MaxLearnedKeys {
 				e.always.Errorf(IDInvalidState, entryContext(ent, idx), "more than %d keys learned from the IMA list", MaxLearnedKeys)
@@ -571,7 +580,7 @@ func (e *evaluator) buffer(ent *imalog.Entry, idx uint64) {
 	case errors.As(kerr, &unsupported) || !errors.Is(kerr, imasig.ErrNotKey):
 		e.fail(failure.Rejectf(IDInvalidKey, entryContext(ent, idx), "key from %s does not have a supported key: %v", ent.Name(), kerr))
 	default:
-		set, listed := p.bufs[string(ent.RawName)]
+		set, listed := p.bufs.lookup(ent.RawName)
 		if listed && setHas(set, ent.Digest.Value) {
 			e.pendCounts.Buffers++
 			return
@@ -588,7 +597,7 @@ func (e *evaluator) buffer(ent *imalog.Entry, idx uint64) {
 // expected values from the measured-boot log or quoted PCRs (Keylime appends
 // the former to the policy). Excludes never apply to it.
 func (e *evaluator) bootAggregate(ent *imalog.Entry, idx uint64) {
-	set, listed := e.p.files["boot_aggregate"]
+	set, listed := e.p.files.get("boot_aggregate")
 	d := ent.Digest.Value
 	if listed && setHas(set, d) {
 		e.pendCounts.BootAggregate++

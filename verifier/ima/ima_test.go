@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -620,5 +621,30 @@ func TestMaxFailures(t *testing.T) {
 		PCR10: map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, lines)}})
 	if len(r.Failures) != 6 || r.Failures[5].ID != IDFailuresOmitted || r.Failures[5].Context["omitted"] != 15 || r.Counts.Failed != 20 {
 		t.Fatalf("%s", dump(r))
+	}
+}
+
+func TestTable(t *testing.T) {
+	m := map[string][]string{"": {"00"}}
+	for i := 0; i < 1000; i++ {
+		m[fmt.Sprintf("/usr/bin/f%d", i)] = []string{fmt.Sprintf("%040x", i), fmt.Sprintf("%064x", i)}
+	}
+	tb, err := compileDigests(m, "digests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range m {
+		set, ok := tb.get(k)
+		if !ok || !slices.Equal(setHex(set), slices.Sorted(slices.Values(v))) {
+			t.Fatalf("%q: %v %v", k, setHex(set), ok)
+		}
+	}
+	for _, k := range []string{"/usr/bin/f1000", "/usr/bin/f", "/usr/bin/f10 ", "x"} {
+		if _, ok := tb.get(k); ok {
+			t.Errorf("%q found", k)
+		}
+	}
+	if _, ok := (*table)(nil).get("x"); ok {
+		t.Error("nil table")
 	}
 }

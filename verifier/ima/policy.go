@@ -34,7 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/zest-attest/zest/digests"
@@ -73,13 +72,13 @@ type Options struct {
 type Policy struct {
 	opts      Options
 	logAlg    digests.Algorithm
-	files     map[string]string // path -> digest set (see addDigest)
-	keyrings  map[string]string // keyring name -> digest set of key buffers
-	bufs      map[string]string // ima-buf name -> digest set
-	excludes  *regexp.Regexp    // nil: none
-	ignored   map[string]bool   // ima.ignored_keyrings
-	ignoreAll bool              // "*" in ima.ignored_keyrings
-	keys      *imasig.Keyring   // verification-keys
+	files     *table          // path -> digest set
+	keyrings  *table          // keyring name -> digest set of key buffers
+	bufs      *table          // ima-buf name -> digest set
+	excludes  *regexp.Regexp  // nil: none
+	ignored   map[string]bool // ima.ignored_keyrings
+	ignoreAll bool            // "*" in ima.ignored_keyrings
+	keys      *imasig.Keyring // verification-keys
 	allowed   []string
 }
 
@@ -151,11 +150,8 @@ func (p *Policy) Allowed() []string { return append([]string(nil), p.allowed...)
 // LogHashAlg is the template-hash algorithm rounds check against.
 func (p *Policy) LogHashAlg() digests.Algorithm { return p.logAlg }
 
-// A digest set is the raw digests of one path concatenated, each behind a
-// length byte: one string per path keeps a 10^5-path policy compact and
-// lookups allocation-free.
-func compileDigests(m map[string][]string, field string) (map[string]string, error) {
-	out := make(map[string]string, len(m))
+func compileDigests(m map[string][]string, field string) (*table, error) {
+	t := newTable(len(m))
 	var b []byte
 	for path, list := range m {
 		b = b[:0]
@@ -170,37 +166,11 @@ func compileDigests(m map[string][]string, field string) (map[string]string, err
 				return nil, fmt.Errorf("ima: %s[%q][%d]: %v", field, path, i, err)
 			}
 		}
-		out[path] = string(b)
-	}
-	return out, nil
-}
-
-func setHas(set string, d []byte) bool {
-	for len(set) > 0 {
-		n := int(set[0])
-		if n+1 > len(set) {
-			return false
+		if err := t.add(path, b); err != nil {
+			return nil, fmt.Errorf("ima: %s: %v", field, err)
 		}
-		if n == len(d) && set[1:1+n] == string(d) {
-			return true
-		}
-		set = set[1+n:]
 	}
-	return false
-}
-
-func setHex(set string) []string {
-	var out []string
-	for len(set) > 0 {
-		n := int(set[0])
-		if n+1 > len(set) {
-			break
-		}
-		out = append(out, hex.EncodeToString([]byte(set[1:1+n])))
-		set = set[1+n:]
-	}
-	sort.Strings(out)
-	return out
+	return t, nil
 }
 
 // compileExcludes builds one RE2 that matches where Keylime's
