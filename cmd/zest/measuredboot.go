@@ -60,6 +60,15 @@ func readEventLog(name string) (*eventlog.Log, error) {
 	return l, nil
 }
 
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 func isBase64(b []byte) bool {
 	for _, c := range b {
 		switch {
@@ -399,6 +408,9 @@ func describe(e *eventlog.Event) string {
 			return fmt.Sprintf("StartupLocality %d", *na.StartupLocality)
 		}
 		return na.Signature
+	}
+	if t := bytes.TrimRight(e.Data, "\x00"); len(t) > 0 && printable(t) {
+		return string(t)
 	}
 	if len(e.Data) <= 32 {
 		return hex.EncodeToString(e.Data)

@@ -72,9 +72,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/eventlog"
@@ -179,7 +181,8 @@ func Evaluate(v *eventlog.Verified, ref *policygen.MBRefstate, opts Options) fai
 			"PCRs %v are not covered by the quote (or did not verify), so the boot cannot be evaluated", missing)
 		return fails
 	}
-	e := &evaluator{ref: ref, opts: opts, alg: v.Algorithm(), seen: map[string]int{}}
+	h, _ := v.Algorithm().New()
+	e := &evaluator{ref: ref, opts: opts, alg: v.Algorithm(), seen: map[string]int{}, h: h}
 	for _, ev := range v.Events() {
 		if !slices.Contains(RelevantPCRs, ev.PCR) {
 			continue
@@ -197,6 +200,8 @@ type evaluator struct {
 	fails failure.List
 
 	seen map[string]int // once-only variables: key -> event index
+	h    hash.Hash
+	sum  []byte
 
 	secureBootSeen bool
 	scrtms         []*eventlog.Event
@@ -231,9 +236,10 @@ func (e *evaluator) digest(ev *eventlog.Event) string { return hex.EncodeToStrin
 
 // bound checks that data hashes to the event's verified digest.
 func (e *evaluator) bound(ev *eventlog.Event, data []byte, what string) bool {
-	h, _ := e.alg.New()
-	h.Write(data)
-	if sum := h.Sum(nil); !bytes.Equal(sum, ev.Digest(e.alg)) {
+	e.h.Reset()
+	e.h.Write(data)
+	e.sum = e.h.Sum(e.sum[:0])
+	if sum := e.sum; !bytes.Equal(sum, ev.Digest(e.alg)) {
 		e.reject(CheckDataBinding, ev, map[string]any{"expected": hex.EncodeToString(sum), "got": e.digest(ev)},
 			"the %s digest is not the hash of the logged %s, so the logged data cannot be trusted", e.alg, what)
 		return false
@@ -425,9 +431,14 @@ func (e *evaluator) driverConfig(ev *eventlog.Event) {
 			e.reject(CheckDBX, ev, map[string]any{"reason": err.Error()}, "dbx: %v", err)
 			return
 		}
+		logged := make(sigSet, len(sigs))
+		for _, s := range sigs {
+			logged[string(s.Data)] = append(logged[string(s.Data)], s.Owner)
+		}
 		var missing []string
 		for _, want := range e.ref.DBX {
-			if !slices.ContainsFunc(sigs, func(s eventlog.Signature) bool { return sigEqual(s, want) }) {
+			g, ok := parseGUID(want.Owner)
+			if !ok || !logged.has(g, want.Data) {
 				missing = append(missing, want.Owner+" "+want.Data.String())
 			}
 		}
@@ -448,8 +459,67 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func sigEqual(s eventlog.Signature, r policygen.MBSignature) bool {
-	return s.Owner.String() == r.Owner && bytes.Equal(s.Data, r.Data)
+// sigSet indexes signatures by data, then owner, so that a dbx of
+// hundreds of entries is checked in linear time without allocating.
+type sigSet map[string][]eventlog.GUID
+
+func newSigSet(ref []policygen.MBSignature) sigSet {
+	set := make(sigSet, len(ref))
+	for _, r := range ref {
+		g, ok := parseGUID(r.Owner)
+		if !ok {
+			continue // cannot equal any logged owner
+		}
+		set[string(r.Data)] = append(set[string(r.Data)], g)
+	}
+	return set
+}
+
+func (s sigSet) has(owner eventlog.GUID, data []byte) bool {
+	return slices.Contains(s[string(data)], owner)
+}
+
+// parseGUID is eventlog.ParseGUID without its allocations (a dbx holds
+// hundreds of owners per evaluation).
+func parseGUID(s string) (eventlog.GUID, bool) {
+	var g eventlog.GUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return g, false
+	}
+	var raw [16]byte
+	j := 0
+	for i := 0; i < 36; {
+		if s[i] == '-' {
+			i++
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return g, false
+		}
+		raw[j] = hi<<4 | lo
+		j++
+		i += 2
+	}
+	// Data1-3 are little-endian on the wire.
+	g[0], g[1], g[2], g[3] = raw[3], raw[2], raw[1], raw[0]
+	g[4], g[5] = raw[5], raw[4]
+	g[6], g[7] = raw[7], raw[6]
+	copy(g[8:], raw[8:])
+	return g, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // subset checks that every signature of a PK/KEK/db/vendor_db variable is
@@ -468,8 +538,9 @@ func (e *evaluator) subset(ev *eventlog.Event, v eventlog.Variable, check string
 		e.reject(check, ev, map[string]any{"reason": err.Error()}, "%s: %v", v.Name, err)
 		return
 	}
+	set := newSigSet(ref)
 	for i, s := range sigs {
-		if !slices.ContainsFunc(ref, func(r policygen.MBSignature) bool { return sigEqual(s, r) }) {
+		if !set.has(s.Owner, s.Data) {
 			e.reject(check, ev, map[string]any{"got": map[string]string{"SignatureOwner": s.Owner.String(), "SignatureData": "0x" + hex.EncodeToString(s.Data)}, "index": i},
 				"%s entry %d (owner %s) is not in the refstate's %s", v.Name, i, s.Owner, check)
 		}
@@ -490,7 +561,7 @@ func (e *evaluator) authority(ev *eventlog.Event) {
 			return
 		}
 		owner, data, err := eventlog.ParseSignatureData(v.Data)
-		if err == nil && slices.ContainsFunc(ref, func(r policygen.MBSignature) bool { return r.Owner == owner.String() && bytes.Equal(r.Data, data) }) {
+		if err == nil && newSigSet(ref).has(owner, data) {
 			return
 		}
 		e.reject(check, ev, map[string]any{"got": "0x" + hex.EncodeToString(v.Data)},
@@ -716,8 +787,35 @@ func (e *evaluator) kernelMismatch(k policygen.MBKernel) (reason string, isErr b
 	return "", false
 }
 
+// cmdlineCache keeps compiled kernel_cmdline expressions: a verifier
+// evaluates the same few refstates over and over. Bounded by clearing.
+var cmdlineCache struct {
+	sync.Mutex
+	m map[string]*regexp.Regexp
+}
+
 // compileCmdline emulates Python's re.fullmatch with RE2.
 func compileCmdline(s string) (*regexp.Regexp, error) {
+	cmdlineCache.Lock()
+	re, ok := cmdlineCache.m[s]
+	cmdlineCache.Unlock()
+	if ok {
+		return re, nil
+	}
+	re, err := compileCmdlineUncached(s)
+	if err != nil {
+		return nil, err
+	}
+	cmdlineCache.Lock()
+	if cmdlineCache.m == nil || len(cmdlineCache.m) >= 1024 {
+		cmdlineCache.m = map[string]*regexp.Regexp{}
+	}
+	cmdlineCache.m[s] = re
+	cmdlineCache.Unlock()
+	return re, nil
+}
+
+func compileCmdlineUncached(s string) (*regexp.Regexp, error) {
 	re, err := regexp.Compile(`^(?:` + s + `)$`)
 	if err != nil {
 		return nil, fmt.Errorf("not a regular expression RE2 accepts (look-arounds and back-references are Python-only): %v", err)
