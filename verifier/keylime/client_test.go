@@ -451,3 +451,29 @@ func TestBoundsAndTimeouts(t *testing.T) {
 		t.Errorf("non-JSON: %v", err)
 	}
 }
+
+// TestManufacturedEKCert validates the EK certificate a swtpm was
+// manufactured with (swtpm_setup, read from NV by the agent) against the
+// swtpm_localca chain, as zest will for a golden VM.
+func TestManufacturedEKCert(t *testing.T) {
+	tpm, caDir := agent.NewTestSwtpmWithEKCert(t)
+	r := agent.StartTest(t, agent.Options{TPM: tpm})
+	if r.EKCertificate() == nil {
+		t.Fatal("agent found no EK certificate in NV")
+	}
+	roots, err := keylime.LoadCADir(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := keylime.VerifyEKCert(r.EKCertificate(), r.EKPublic(), keylime.EKCertOptions{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Chain) < 2 {
+		t.Errorf("chain %d certificates", len(v.Chain))
+	}
+	// The test manufacturer CA of StartTest is not swtpm's.
+	if _, err := keylime.VerifyEKCert(r.EKCertificate(), r.EKPublic(), keylime.EKCertOptions{Roots: []*x509.Certificate{r.EKCA}}); err == nil {
+		t.Error("EK certificate accepted under the wrong CA")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -211,6 +212,9 @@ func VerifyEKCert(cert []byte, ekTPM []byte, opts EKCertOptions) (*VerifiedEK, e
 		return nil, fmt.Errorf("EK certificate: %v", errOr(err, "no certificate"))
 	}
 	c := certs[0]
+	if err := acceptEKSubjectAltName(c); err != nil {
+		return nil, err
+	}
 	pub, err := tpmPublicKey(ekTPM)
 	if err != nil {
 		return nil, fmt.Errorf("EK public area: %w", err)
@@ -273,4 +277,42 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 		return k.Equal(b)
 	}
 	return false
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// acceptEKSubjectAltName handles the critical SubjectAltName the TCG EK
+// Credential Profile (section 3.2.9) requires: the subject is empty and
+// the SAN holds a directoryName with the TPM manufacturer, model and
+// version. Go's verifier handles only DNS, email, IP and URI names and so
+// reports such a SAN as an unhandled critical extension. After checking
+// that every name in it is a directoryName, it is marked handled (as
+// go-attestation does); any other unhandled critical extension still
+// fails verification.
+func acceptEKSubjectAltName(c *x509.Certificate) error {
+	idx := -1
+	for i, oid := range c.UnhandledCriticalExtensions {
+		if oid.Equal(oidSubjectAltName) {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil
+	}
+	for _, e := range c.Extensions {
+		if !e.Id.Equal(oidSubjectAltName) {
+			continue
+		}
+		var names []asn1.RawValue
+		if rest, err := asn1.Unmarshal(e.Value, &names); err != nil || len(rest) != 0 {
+			return fmt.Errorf("EK certificate: SubjectAltName: malformed")
+		}
+		for _, n := range names {
+			if n.Class != asn1.ClassContextSpecific || n.Tag != 4 {
+				return fmt.Errorf("EK certificate: critical SubjectAltName holds a name of tag %d, not a directoryName", n.Tag)
+			}
+		}
+	}
+	c.UnhandledCriticalExtensions = append(append([]asn1.ObjectIdentifier(nil), c.UnhandledCriticalExtensions[:idx]...), c.UnhandledCriticalExtensions[idx+1:]...)
+	return nil
 }
