@@ -37,6 +37,8 @@ type serveConfig struct {
 	// Interval between rounds of one agent, Concurrency bounds rounds in
 	// flight, MaxBackoff caps the retry wait after transport errors.
 	Interval    string `json:"interval,omitempty"`
+	// ChallengeTTL bounds how long a push-mode challenge stays valid.
+	ChallengeTTL string `json:"challenge_ttl,omitempty"`
 	Concurrency int    `json:"concurrency,omitempty"`
 	MaxBackoff  string `json:"max_backoff,omitempty"`
 	// Client is the certificate zest presents to agents and registrars.
@@ -52,6 +54,9 @@ type serveConfig struct {
 type agentConfig struct {
 	agentFlags
 	policyFlags
+	// Push: the agent pushes evidence (Keylime API v3) instead of being
+	// polled; it needs only an id, an AK and policies.
+	Push bool `json:"push,omitempty"`
 }
 
 // loadServeConfig reads the file strictly: unknown keys are errors, and
@@ -151,7 +156,12 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	if err != nil {
 		return err
 	}
+	ttl, err := dur("challenge_ttl", cfg.ChallengeTTL, 30*time.Second)
+	if err != nil {
+		return err
+	}
 	var targets []*pull.Target
+	pushAgents := map[string]*server.PushAgent{}
 	for i := range cfg.Agents {
 		ac := cfg.Agents[i]
 		if ac.ID == "" {
@@ -165,6 +175,20 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", ac.ID, err)
 		}
+		if ac.Push {
+			if ac.AK == "" {
+				return usageErrorf("push agent %s: give ak (a file)", ac.ID)
+			}
+			ak, err := loadAK(ac.AK)
+			if err != nil {
+				return fmt.Errorf("agent %s: %w", ac.ID, err)
+			}
+			if _, dup := pushAgents[ac.ID]; dup {
+				return usageErrorf("agent %s is listed twice", ac.ID)
+			}
+			pushAgents[ac.ID] = &server.PushAgent{ID: ac.ID, AK: ak, Policies: pol, Options: opts}
+			continue
+		}
 		af := ac.agentFlags
 		if af.Cert == "" {
 			af.Cert, af.Key = cfg.Client.Cert, cfg.Client.Key
@@ -176,7 +200,14 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 		targets = append(targets, t)
 	}
 
+	var push *server.Push
+	if len(pushAgents) > 0 {
+		if push, err = server.NewPush(server.PushOptions{Agents: pushAgents, Interval: interval, ChallengeTTL: ttl}); err != nil {
+			return err
+		}
+	}
 	srv := server.New(server.Options{
+		Push:     push,
 		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate}},
 		Logger:   slog.New(slog.NewTextHandler(a.stderr, nil)),
 	})
@@ -209,7 +240,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	if err != nil {
 		return err
 	}
-	a.note("zest serve: listening on %s, attesting %d agents every %s", ln.Addr(), len(targets), interval)
+	a.note("zest serve: listening on %s, polling %d agents every %s, %d push agents", ln.Addr(), len(targets), interval, len(pushAgents))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -49,6 +49,9 @@ func TestServe(t *testing.T) {
 	if err := a.AppendIMA(l); err != nil {
 		t.Fatal(err)
 	}
+	// A second agent on its own TPM (swtpm) pushes its evidence.
+	pa := agent.StartTest(t, agent.Options{TPM: agent.NewTestSwtpm(t), BootAggregate: true})
+	write("push-ak.b64", []byte(base64.StdEncoding.EncodeToString(pa.AKPublic())))
 	write("zest.yaml", []byte(`
 listen: 127.0.0.1:0
 insecure_loopback: true
@@ -60,6 +63,9 @@ agents:
     url: `+a.URL+`
     ak: ak.b64
     agent_cert: agent.crt
+  - id: `+pa.UUID()+`
+    push: true
+    ak: push-ak.b64
 `))
 	cfg, err := loadServeConfig(filepath.Join(dir, "zest.yaml"))
 	if err != nil {
@@ -132,6 +138,11 @@ agents:
 	resp.Body.Close()
 	if env.Code != 200 || !env.Results.Valid {
 		t.Fatalf("evidence: %+v", env)
+	}
+	pc := &agent.PushClient{Agent: pa.Agent, Verifier: base}
+	res, err := pc.Attest(ctx)
+	if err != nil || res.Evaluation != "pass" {
+		t.Fatalf("push agent: %+v %v", res, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
