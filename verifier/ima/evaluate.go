@@ -335,7 +335,7 @@ func (e *evaluator) mismatchContext() map[string]any {
 		quoted[string(e.banks[i].alg)] = hex.EncodeToString(e.banks[i].quoted)
 		replayed[string(e.banks[i].alg)] = hex.EncodeToString(e.banks[i].value())
 	}
-	return map[string]any{"quoted": quoted, "replayed": replayed, "start_entry": e.in.StartEntry, "lines": e.read}
+	return map[string]any{"pcr": pcrIMA, "quoted": quoted, "replayed": replayed, "start_entry": e.in.StartEntry, "lines": e.read}
 }
 
 // fail records a failure of the current entry (pending until a match covers
@@ -518,14 +518,28 @@ func (e *evaluator) verify(sig *imasig.Signature, ent *imalog.Entry) error {
 		return nil
 	}
 	if e.sigKeys.Len() == 0 {
-		return err
+		return e.explainUnknownKey(err, sig.KeyID)
 	}
 	err2 := e.sigKeys.Verify(sig, ent.Digest.Value)
 	if err2 == nil {
 		return nil
 	}
 	if errors.Is(err, imasig.ErrUnknownKey) {
-		return err2
+		err = err2
+	}
+	return e.explainUnknownKey(err, sig.KeyID)
+}
+
+// explainUnknownKey says when the key was learned, but into a keyring that
+// does not verify file signatures.
+func (e *evaluator) explainUnknownKey(err error, keyid uint32) error {
+	if !errors.Is(err, imasig.ErrUnknownKey) {
+		return err
+	}
+	for _, k := range e.learned {
+		if k.key.KeyID == keyid && k.Keyring != ".ima" && !e.p.opts.AllowAnyLearnedKeyring {
+			return fmt.Errorf("%w; key 0x%08x was learned into %s, and only keys of .ima verify file signatures (AllowAnyLearnedKeyring)", err, keyid, k.Keyring)
+		}
 	}
 	return err
 }

@@ -648,3 +648,28 @@ func TestTable(t *testing.T) {
 		t.Error("nil table")
 	}
 }
+
+// TestConcurrentRounds: one compiled policy serves many agents at once.
+func TestConcurrentRounds(t *testing.T) {
+	fl := fixtureLines(t)
+	p := basePolicy()
+	p.VerificationKeys = keyring(t, "imasig/keys/rsa2048.pub.pem")
+	p.Excludes = []string{"/tmp/"}
+	pol, err := Compile(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{fl["boot_aggregate"], fl["/usr/bin/plain"], fl["/usr/bin/hello-rsa"], fl["/tmp/excluded/file"]}
+	q := map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, lines)}
+	done := make(chan *Result)
+	for range 8 {
+		go func() {
+			done <- pol.Evaluate(State{}, Input{Log: strings.NewReader(strings.Join(lines, "\n")), PCR10: q})
+		}()
+	}
+	for range 8 {
+		if r := <-done; r.Verdict != failure.VerdictTrusted || r.Counts.Signed != 1 || r.Counts.Excluded != 1 {
+			t.Errorf("%s", dump(r))
+		}
+	}
+}
