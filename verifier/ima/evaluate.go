@@ -634,6 +634,11 @@ func (e *evaluator) bootAggregate(ent *imalog.Entry, idx uint64) {
 		}
 	}
 	ctx := entryContext(ent, idx)
+	if alg, err := ent.Digest.Alg(); len(e.in.BootAggregates) == 0 && (err != nil || !replayable(alg)) && !listed {
+		ctx["reason"] = "zest cannot compute a boot_aggregate of algorithm " + ent.Digest.Algorithm
+		e.fail(failure.Failure{ID: IDNotInAllowlist, Kind: failure.Error, Message: "boot_aggregate cannot be checked", Context: ctx})
+		return
+	}
 	if !listed && len(cands) == 0 {
 		ctx["reason"] = "the policy lists no boot_aggregate and no measured-boot log or quoted PCRs 0-9 of the " + ent.Digest.Algorithm + " bank were supplied"
 		e.fail(failure.Failure{ID: IDNotInAllowlist, Kind: failure.Reject, Message: "File not found in allowlist: boot_aggregate", Context: ctx})
