@@ -310,6 +310,12 @@ func (e *evaluator) finish(r *Result) {
 		omitted += c.omitted
 		omittedErrors = omittedErrors || c.omittedErrors
 	}
+	// In list order; failures about the round as a whole come last.
+	sort.SliceStable(all, func(i, j int) bool {
+		a, aok := all[i].Context["entry"].(uint64)
+		b, bok := all[j].Context["entry"].(uint64)
+		return aok && (!bok || a < b)
+	})
 	if omitted > 0 {
 		ctx := map[string]any{"omitted": omitted}
 		if omittedErrors {

@@ -704,3 +704,31 @@ func TestConcurrentRounds(t *testing.T) {
 		}
 	}
 }
+
+// TestAllFailuresInOrder: every failure is reported, in list order, with
+// its entry and path, whether it was found at once or when the quote
+// matched.
+func TestAllFailuresInOrder(t *testing.T) {
+	fl := fixtureLines(t)
+	lines := []string{fl["/usr/bin/unknown"], fl["boot_aggregate"], fl["/usr/bin/wrongdigest"], fl["/var/log/tomtou"],
+		strings.Replace(fl["/usr/bin/plain"], "/usr/bin/plain", "/usr/bin/plaiN", 1), fl["kernel_version"]}
+	p := basePolicy()
+	p.Digests["/usr/bin/wrongdigest"] = []string{helloSHA256}
+	pol, _ := Compile(p, Options{})
+	r := pol.Evaluate(State{}, Input{Log: strings.NewReader(strings.Join(lines, "\n")),
+		PCR10: map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, lines)}})
+	want := []string{IDBootAggregate, IDNotInAllowlist, IDPolicyHash, failure.IMAToMToU, IDTemplateHash, IDNotInAllowlist}
+	if !slices.Equal(r.Failures.IDs(), want) {
+		t.Fatalf("%v, want %v", r.Failures.IDs(), want)
+	}
+	wantEntries := []uint64{0, 0, 2, 3, 4, 5}
+	for i, f := range r.Failures {
+		if f.Context["entry"] != wantEntries[i] {
+			t.Errorf("failure %d: entry %v, want %d", i, f.Context["entry"], wantEntries[i])
+		}
+		if f.Context["path"] == nil {
+			t.Errorf("failure %d has no path: %v", i, f)
+		}
+	}
+	golden(t, "all_failures", r)
+}
