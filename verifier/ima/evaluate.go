@@ -310,6 +310,12 @@ func (e *evaluator) finish(r *Result) {
 		omitted += c.omitted
 		omittedErrors = omittedErrors || c.omittedErrors
 	}
+	// In list order; failures about the round as a whole come last.
+	sort.SliceStable(all, func(i, j int) bool {
+		a, aok := all[i].Context["entry"].(uint64)
+		b, bok := all[j].Context["entry"].(uint64)
+		return aok && (!bok || a < b)
+	})
 	if omitted > 0 {
 		ctx := map[string]any{"omitted": omitted}
 		if omittedErrors {
@@ -335,7 +341,7 @@ func (e *evaluator) mismatchContext() map[string]any {
 		quoted[string(e.banks[i].alg)] = hex.EncodeToString(e.banks[i].quoted)
 		replayed[string(e.banks[i].alg)] = hex.EncodeToString(e.banks[i].value())
 	}
-	return map[string]any{"quoted": quoted, "replayed": replayed, "start_entry": e.in.StartEntry, "lines": e.read}
+	return map[string]any{"pcr": pcrIMA, "quoted": quoted, "replayed": replayed, "start_entry": e.in.StartEntry, "lines": e.read}
 }
 
 // fail records a failure of the current entry (pending until a match covers
@@ -518,14 +524,28 @@ func (e *evaluator) verify(sig *imasig.Signature, ent *imalog.Entry) error {
 		return nil
 	}
 	if e.sigKeys.Len() == 0 {
-		return err
+		return e.explainUnknownKey(err, sig.KeyID)
 	}
 	err2 := e.sigKeys.Verify(sig, ent.Digest.Value)
 	if err2 == nil {
 		return nil
 	}
 	if errors.Is(err, imasig.ErrUnknownKey) {
-		return err2
+		err = err2
+	}
+	return e.explainUnknownKey(err, sig.KeyID)
+}
+
+// explainUnknownKey says when the key was learned, but into a keyring that
+// does not verify file signatures.
+func (e *evaluator) explainUnknownKey(err error, keyid uint32) error {
+	if !errors.Is(err, imasig.ErrUnknownKey) {
+		return err
+	}
+	for _, k := range e.learned {
+		if k.key.KeyID == keyid && k.Keyring != ".ima" && !e.p.opts.AllowAnyLearnedKeyring {
+			return fmt.Errorf("%w; key 0x%08x was learned into %s, and only keys of .ima verify file signatures (AllowAnyLearnedKeyring)", err, keyid, k.Keyring)
+		}
 	}
 	return err
 }
@@ -620,6 +640,11 @@ func (e *evaluator) bootAggregate(ent *imalog.Entry, idx uint64) {
 		}
 	}
 	ctx := entryContext(ent, idx)
+	if alg, err := ent.Digest.Alg(); len(e.in.BootAggregates) == 0 && (err != nil || !replayable(alg)) && !listed {
+		ctx["reason"] = "zest cannot compute a boot_aggregate of algorithm " + ent.Digest.Algorithm
+		e.fail(failure.Failure{ID: IDNotInAllowlist, Kind: failure.Error, Message: "boot_aggregate cannot be checked", Context: ctx})
+		return
+	}
 	if !listed && len(cands) == 0 {
 		ctx["reason"] = "the policy lists no boot_aggregate and no measured-boot log or quoted PCRs 0-9 of the " + ent.Digest.Algorithm + " bank were supplied"
 		e.fail(failure.Failure{ID: IDNotInAllowlist, Kind: failure.Reject, Message: "File not found in allowlist: boot_aggregate", Context: ctx})

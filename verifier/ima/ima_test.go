@@ -276,6 +276,10 @@ func TestEvaluate(t *testing.T) {
 				in.BootPCRs = map[digests.Algorithm]map[int][]byte{digests.SHA256: p}
 			},
 			want: []string{IDNotInAllowlist}},
+		{name: "boot_aggregate_sm3_cannot_check", lines: []string{},
+			raw:    []string{rehash(t, "10 0000000000000000000000000000000000000001 ima-ng sm3:"+helloSHA256+" boot_aggregate")},
+			policy: noBoot, isErr: true, want: []string{IDNotInAllowlist},
+			input: func(in *Input) { in.BootPCRs = map[digests.Algorithm]map[int][]byte{digests.SHA256: mbPCRs} }},
 		{name: "boot_aggregate_not_first", lines: []string{"/usr/bin/plain", "boot_aggregate"},
 			want: []string{IDBootAggregate}},
 		{name: "violation_default_fails", lines: []string{"boot_aggregate", "/var/log/tomtou"},
@@ -304,6 +308,20 @@ func TestEvaluate(t *testing.T) {
 		{name: "unknown_template", lines: []string{"boot_aggregate"},
 			raw: []string{"10 " + strings.Repeat("0", 39) + "1 evm-sig sha256:00 /x"}, quoteN: 1,
 			want: []string{failure.IMAParserEntry}, isErr: true},
+		{name: "legacy_ima_template", lines: []string{"boot_aggregate"},
+			raw: []string{"10 d7026dc672344d3ee372217bdbc7395947788671 ima 6f66d1d8e2fffcc12dfcb78c04b81fe5b8bbae4e /usr/bin/kmod"},
+			policy: func(p *policygen.RuntimePolicy) {
+				p.Digests["/usr/bin/kmod"] = []string{"6f66d1d8e2fffcc12dfcb78c04b81fe5b8bbae4e"}
+			}},
+		{name: "modsig_template_unsigned", lines: []string{"boot_aggregate"},
+			raw:  []string{rehash(t, "10 0000000000000000000000000000000000000001 ima-modsig sha256:"+helloSHA256+" /lib/modules/x.ko   ")},
+			want: []string{IDNotInAllowlist}},
+		{name: "modsig_template_listed", lines: []string{"boot_aggregate"},
+			raw:    []string{rehash(t, "10 0000000000000000000000000000000000000001 ima-modsig sha256:"+helloSHA256+" /lib/modules/x.ko   ")},
+			policy: func(p *policygen.RuntimePolicy) { p.Digests["/lib/modules/x.ko"] = []string{helloSHA256} }},
+		{name: "custom_template_format", lines: []string{"boot_aggregate"},
+			raw:    []string{rehash(t, "10 0000000000000000000000000000000000000001 d-ng|n-ng sha256:"+helloSHA256+" /usr/bin/custom")},
+			policy: func(p *policygen.RuntimePolicy) { p.Digests["/usr/bin/custom"] = []string{helloSHA256} }},
 		{name: "invalid_key_buffer", lines: []string{"boot_aggregate"},
 			raw:  []string{bufLine(t, ".ima", readFile(t, fix+"imasig/keys/ed25519.crt.pem"))},
 			want: []string{IDInvalidKey}},
@@ -351,6 +369,19 @@ func TestEvaluate(t *testing.T) {
 // not depend on the hash).
 func bufLine(t testing.TB, name string, buf []byte) string {
 	return bufLineDigest(t, name, buf, digestOf(buf))
+}
+
+// rehash replaces the template hash of line with the SHA-1 of its template
+// data (for templates gen.sh does not write).
+func rehash(t testing.TB, line string) string {
+	t.Helper()
+	e, err := imalog.ParseLine([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := digests.SHA1.New()
+	h.Write(e.AppendTemplateData(nil))
+	return "10 " + hex.EncodeToString(h.Sum(nil)) + line[43:]
 }
 
 func bufLineDigest(t testing.TB, name string, buf, d []byte) string {
@@ -647,4 +678,57 @@ func TestTable(t *testing.T) {
 	if _, ok := (*table)(nil).get("x"); ok {
 		t.Error("nil table")
 	}
+}
+
+// TestConcurrentRounds: one compiled policy serves many agents at once.
+func TestConcurrentRounds(t *testing.T) {
+	fl := fixtureLines(t)
+	p := basePolicy()
+	p.VerificationKeys = keyring(t, "imasig/keys/rsa2048.pub.pem")
+	p.Excludes = []string{"/tmp/"}
+	pol, err := Compile(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{fl["boot_aggregate"], fl["/usr/bin/plain"], fl["/usr/bin/hello-rsa"], fl["/tmp/excluded/file"]}
+	q := map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, lines)}
+	done := make(chan *Result)
+	for range 8 {
+		go func() {
+			done <- pol.Evaluate(State{}, Input{Log: strings.NewReader(strings.Join(lines, "\n")), PCR10: q})
+		}()
+	}
+	for range 8 {
+		if r := <-done; r.Verdict != failure.VerdictTrusted || r.Counts.Signed != 1 || r.Counts.Excluded != 1 {
+			t.Errorf("%s", dump(r))
+		}
+	}
+}
+
+// TestAllFailuresInOrder: every failure is reported, in list order, with
+// its entry and path, whether it was found at once or when the quote
+// matched.
+func TestAllFailuresInOrder(t *testing.T) {
+	fl := fixtureLines(t)
+	lines := []string{fl["/usr/bin/unknown"], fl["boot_aggregate"], fl["/usr/bin/wrongdigest"], fl["/var/log/tomtou"],
+		strings.Replace(fl["/usr/bin/plain"], "/usr/bin/plain", "/usr/bin/plaiN", 1), fl["kernel_version"]}
+	p := basePolicy()
+	p.Digests["/usr/bin/wrongdigest"] = []string{helloSHA256}
+	pol, _ := Compile(p, Options{})
+	r := pol.Evaluate(State{}, Input{Log: strings.NewReader(strings.Join(lines, "\n")),
+		PCR10: map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, lines)}})
+	want := []string{IDBootAggregate, IDNotInAllowlist, IDPolicyHash, failure.IMAToMToU, IDTemplateHash, IDNotInAllowlist}
+	if !slices.Equal(r.Failures.IDs(), want) {
+		t.Fatalf("%v, want %v", r.Failures.IDs(), want)
+	}
+	wantEntries := []uint64{0, 0, 2, 3, 4, 5}
+	for i, f := range r.Failures {
+		if f.Context["entry"] != wantEntries[i] {
+			t.Errorf("failure %d: entry %v, want %d", i, f.Context["entry"], wantEntries[i])
+		}
+		if f.Context["path"] == nil {
+			t.Errorf("failure %d has no path: %v", i, f)
+		}
+	}
+	golden(t, "all_failures", r)
 }
