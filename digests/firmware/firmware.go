@@ -296,7 +296,9 @@ func (p *parser) lzma(data []byte, path string) ([]byte, error) {
 	case size > uint64(MaxDecompressed-p.decompressed):
 		return nil, &FormatError{Path: path, Msg: fmt.Sprintf("LZMA section decompresses to %d bytes, over the %d-byte budget", size, MaxDecompressed)}
 	}
-	r, err := lzma.NewReader(bytes.NewReader(data))
+	// The default ReaderConfig allocates at least 8 MiB; the header's own
+	// (checked) dictionary size is enough.
+	r, err := lzma.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, &FormatError{Path: path, Msg: "LZMA: " + err.Error()}
 	}
