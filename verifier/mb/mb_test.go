@@ -3,8 +3,8 @@ package mb
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
