@@ -1,6 +1,8 @@
 // Package policygen owns Keylime runtime (IMA) policies: the in-memory model,
 // deterministic JSON encoding, generation from digest sources, merge, diff
-// and conversion from Keylime's legacy formats.
+// and conversion from Keylime's legacy formats. It also owns Keylime's
+// measured-boot reference state (MBRefstate): generation from a golden
+// event log, boot chains from components (files or .deb packages), merge.
 //
 // It turns what digests/ yields into policies; schema/ checks them. It must
 // not import verifier or archive, never prints and never exits.

@@ -234,7 +234,7 @@ one JSON object per line with --json.`,
 	for _, sc := range []*cobra.Command{rootfsCmd, initrdCmd, debCmd, peCmd} {
 		sc.Flags().StringVar(&algo, "algo", "sha256", "digest algorithm: sha1, sha256, sha384, sha512")
 	}
-	c.AddCommand(rpmCmd, repoCmd, debCmd, rootfsCmd, initrdCmd, peCmd)
+	c.AddCommand(rpmCmd, repoCmd, debCmd, rootfsCmd, initrdCmd, peCmd, a.digestsFirmwareCmd())
 	return c
 }
 

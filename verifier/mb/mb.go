@@ -61,6 +61,8 @@
 //	       applications that did run are still checked)
 //	PCR 5  EV_EFI_GPT_EVENT2, EV_EFI_HANDOFF_TABLES2
 //	PCR 8  "module_cmdline: " strings (GRUB; the initrd itself is pinned in PCR 9)
+//	PCR 9  EV_EVENT_TAG from the Linux EFI stub: "Linux initrd" (its digest
+//	       must equal the boot chain's initrd) and "LOADED_IMAGE::LoadOptions"
 //	any    a quirk event from digests/eventlog (Verified.Quirks)
 //
 // Events of PCRs outside {0-9, 14} are not evaluated, as in Keylime.
@@ -70,6 +72,7 @@ package mb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -208,6 +211,7 @@ type evaluator struct {
 	blobs          []*eventlog.Event
 	bsas           []*eventlog.Event
 	initrds        []*eventlog.Event
+	stubInitrds    []*eventlog.Event // Linux EFI stub's LoadFile2 initrd measurements
 	vmlinuz        []*eventlog.Event
 	cmdlines       []*eventlog.Event
 	cmdlineText    []string
@@ -324,11 +328,14 @@ func (e *evaluator) event(ev *eventlog.Event) {
 		}
 		e.grubString(ev)
 	case 9:
-		if ev.Type != eventlog.EV_IPL {
+		switch ev.Type {
+		case eventlog.EV_IPL:
+			e.grubFile(ev)
+		case eventlog.EV_EVENT_TAG:
+			e.stubTag(ev)
+		default:
 			e.unexpected(ev)
-			return
 		}
-		e.grubFile(ev)
 	case 14:
 		if ev.Type != eventlog.EV_IPL {
 			e.unexpected(ev)
@@ -623,6 +630,33 @@ func (e *evaluator) grubFile(ev *eventlog.Event) {
 	}
 }
 
+// Tagged events the Linux EFI stub logs in PCR 9
+// (drivers/firmware/efi/libstub/efi-stub-helper.c): the initrd it loaded
+// through LoadFile2, and the kernel's load options.
+const (
+	linuxInitrdTag      = 0x8F3B22EC
+	linuxLoadOptionsTag = 0x8F3B22ED
+)
+
+// stubTag handles the Linux EFI stub's EV_EVENT_TAG events: the initrd's
+// digest is its file hash and must equal the boot chain's initrd; the load
+// options are the command line GRUB already logged in PCR 8.
+func (e *evaluator) stubTag(ev *eventlog.Event) {
+	d := ev.Data
+	if len(d) < 8 || uint64(binary.LittleEndian.Uint32(d[4:])) != uint64(len(d)-8) {
+		e.reject(CheckIPL, ev, map[string]any{"data": hex.EncodeToString(d)}, "malformed TCG_PCClientTaggedEvent")
+		return
+	}
+	switch binary.LittleEndian.Uint32(d) {
+	case linuxInitrdTag:
+		e.stubInitrds = append(e.stubInitrds, ev)
+	case linuxLoadOptionsTag:
+	default:
+		e.reject(CheckIPL, ev, map[string]any{"tag": fmt.Sprintf("%#x", binary.LittleEndian.Uint32(d))},
+			"tagged event %#x is not one the Linux EFI stub logs", binary.LittleEndian.Uint32(d))
+	}
+}
+
 func (e *evaluator) mok(ev *eventlog.Event) {
 	s, _ := eventlog.IPLString(ev)
 	var ref []policygen.MBDigest
@@ -767,6 +801,11 @@ func (e *evaluator) kernelMismatch(k policygen.MBKernel) (reason string, isErr b
 	}
 	if !bytes.Equal(e.initrds[0].Digest(e.alg), k.InitrdPlain) {
 		return fmt.Sprintf("initrd (event %d) sha256 %s, want %x", e.initrds[0].Index, e.digest(e.initrds[0]), []byte(k.InitrdPlain)), false
+	}
+	for _, si := range e.stubInitrds {
+		if !bytes.Equal(si.Digest(e.alg), k.InitrdPlain) {
+			return fmt.Sprintf("initrd measured by the kernel's EFI stub (event %d) sha256 %s, want %x", si.Index, e.digest(si), []byte(k.InitrdPlain)), false
+		}
 	}
 	if len(e.vmlinuz) != 1 {
 		return fmt.Sprintf("%d vmlinuz events in PCR 9, want 1", len(e.vmlinuz)), false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
@@ -316,6 +317,43 @@ func TestEvaluateCannotEvaluate(t *testing.T) {
 			fails := Evaluate(tt.v, tt.ref, Options{})
 			if len(fails) != 1 || fails[0].ID != tt.id || fails.Verdict() != failure.VerdictError {
 				t.Fatalf("got %v (verdict %v), want one %s error", fails, fails.Verdict(), tt.id)
+			}
+		})
+	}
+}
+
+// The Linux EFI stub (kernels >= 5.19 or so, initrd through LoadFile2) logs
+// the initrd again as an EV_EVENT_TAG in PCR 9.
+func TestEvaluateStubTaggedEvents(t *testing.T) {
+	const name = "binary_bios_measurements-secureboot"
+	ref := refstate(t, name, false)
+	tagged := func(tag uint32, payload string, digest []byte) eventlog.Event {
+		d := binary.LittleEndian.AppendUint32(nil, tag)
+		d = binary.LittleEndian.AppendUint32(d, uint32(len(payload)))
+		d = append(d, payload...)
+		return eventlog.Event{Index: 300, PCR: 9, Type: eventlog.EV_EVENT_TAG, Data: d,
+			Digests: []eventlog.Digest{{ID: eventlog.AlgSHA256, Algorithm: digests.SHA256, Value: digest}}}
+	}
+	bad := sha256.Sum256([]byte("other initrd"))
+	tests := []struct {
+		name   string
+		ev     eventlog.Event
+		checks []string
+	}{
+		{"initrd as GRUB measured it", tagged(linuxInitrdTag, "Linux initrd\x00", ref.Kernels[0].InitrdPlain), nil},
+		{"load options", tagged(linuxLoadOptionsTag, "LOADED_IMAGE::LoadOptions\x00", bad[:]), nil},
+		{"another initrd", tagged(linuxInitrdTag, "Linux initrd\x00", bad[:]), []string{CheckBootChain}},
+		{"unknown tag", tagged(0x1234, "x", bad[:]), []string{CheckIPL}},
+		{"malformed", eventlog.Event{Index: 300, PCR: 9, Type: eventlog.EV_EVENT_TAG, Data: []byte{1, 2},
+			Digests: []eventlog.Digest{{ID: eventlog.AlgSHA256, Algorithm: digests.SHA256, Value: bad[:]}}}, []string{CheckIPL}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := parse(t, name)
+			l.Events = append(l.Events, tt.ev)
+			fails := Evaluate(verifyAll(t, l, digests.SHA256), ref, Options{})
+			if got := checks(fails); !slices.Equal(got, tt.checks) {
+				t.Fatalf("checks %v, want %v\n%v", got, tt.checks, fails)
 			}
 		})
 	}
