@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
+	"time"
 
 	"github.com/zest-attest/zest/fixtures/agent"
 	"github.com/zest-attest/zest/policygen"
@@ -71,6 +72,7 @@ func TestPullRounds(t *testing.T) {
 
 	expect := func(name string, verdict failure.Verdict, id string) *Round {
 		t.Helper()
+		time.Sleep(2 * time.Millisecond) // the TPM clock must advance between rounds
 		r := Attest(ctx, tg, s)
 		if r.Verdict() != verdict || (id != "" && !hasID(r.Result.Failures, id)) {
 			t.Fatalf("%s: verdict %v failures %v; want %v %s", name, r.Verdict(), r.Result.Failures, verdict, id)

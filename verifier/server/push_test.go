@@ -105,6 +105,7 @@ func newPushEnv(t *testing.T, store *memStore) *pushEnv {
 }
 
 func (e *pushEnv) client() *agent.PushClient {
+	time.Sleep(2 * time.Millisecond) // the TPM clock must advance between rounds
 	return &agent.PushClient{Agent: e.a.Agent, Verifier: e.srv.URL}
 }
 
