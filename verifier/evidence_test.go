@@ -3,6 +3,8 @@ package verifier
 import (
 	"strings"
 	"testing"
+
+	"github.com/zest-attest/zest/verifier/failure"
 )
 
 func TestParseEvidenceRequest(t *testing.T) {
@@ -52,4 +54,26 @@ func TestPolicyBytes(t *testing.T) {
 			t.Errorf("PolicyBytes(%s) = %q, %v; want %q", in, b, err, want)
 		}
 	}
+}
+
+func FuzzParseEvidenceRequest(f *testing.F) {
+	f.Add([]byte(`{"type":"tpm","data":{"quote":"rAA:BB:CC","nonce":"n","hash_alg":"sha256","tpm_ak":"a","tpm_ek":"e","tpm_policy":"{}"}}`))
+	f.Add([]byte(`{"type":"tpm","data":{"mb_log":"AA==","mb_list":"AA=="}}`))
+	f.Add([]byte(`{"data":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, fl, err := ParseEvidenceRequest(body)
+		if err != nil {
+			return
+		}
+		if len(fl) > 0 && fl.Verdict() != failure.VerdictError {
+			t.Fatalf("input errors must be errors: %v", fl)
+		}
+		if len(fl) == 0 {
+			// A complete request is evaluated; it must never be trusted
+			// without a verifiable quote.
+			if r := VerifyEvidence(req, EvidenceOptions{}); r.Verdict == failure.VerdictTrusted && r.Quote == nil {
+				t.Fatalf("trusted without a verified quote: %+v", r)
+			}
+		}
+	})
 }
