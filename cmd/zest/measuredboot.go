@@ -95,7 +95,7 @@ policy, in one of three ways:
   --eventlog LOG [--without-secureboot]
       from a golden machine's binary_bios_measurements (raw or base64);
       the same refstate Keylime's create-mb-policy writes.
-  --shim/--grub/--kernel/--initrd FILE|PKG.deb[:/path] --cmdline STR
+  --shim/--grub/--kernel/--initrd FILE|PKG.deb|PKG.rpm[:/path] --cmdline STR
       add a boot chain without any machine, to --refstate FILE (or to the
       firmware and Secure Boot keys of the golden log --firmware LOG).
       --firmware LOG with --refstate adds that log's firmware alternative.
@@ -206,10 +206,10 @@ command's arguments including the kernel path.`,
 	f.BoolVar(&withoutSB, "without-secureboot", false, "accept a log with Secure Boot off (pins vmlinuz's file digest instead of its Authenticode)")
 	f.StringVar(&refstate, "refstate", "", "existing refstate `FILE` to add a boot chain or firmware to")
 	f.StringVar(&firmware, "firmware", "", "golden event log `FILE` whose firmware, Secure Boot keys and MokLists to use")
-	f.StringVar(&files.Shim, "shim", "", "shim image: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Grub, "grub", "", "GRUB image: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Kernel, "kernel", "", "kernel (vmlinuz with EFI stub): `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Initrd, "initrd", "", "initrd `FILE` as GRUB loads it")
+	f.StringVar(&files.Shim, "shim", "", "shim image: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Grub, "grub", "", "GRUB image: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Kernel, "kernel", "", "kernel (vmlinuz with EFI stub): `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Initrd, "initrd", "", "initrd `FILE` as GRUB loads it (or PKG:/path)")
 	f.StringVar(&files.Cmdline, "cmdline", "", "kernel command line as GRUB logs it (`STR`)")
 	f.BoolVar(&merge, "merge", false, "merge the refstate files given as arguments")
 	f.StringVarP(&out, "output", "o", "", "write the refstate to `FILE` atomically (default: stdout)")
@@ -536,9 +536,9 @@ the separator, shim, GRUB, kernel); a golden log is exact.`,
 	}
 	f := predict.Flags()
 	f.StringVar(&eventLog, "eventlog", "", "golden machine's event log `FILE` (raw or base64)")
-	f.StringVar(&files.Shim, "shim", "", "new shim: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Grub, "grub", "", "new GRUB: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Kernel, "kernel", "", "new kernel: `FILE`, PKG.deb or PKG.deb:/path")
+	f.StringVar(&files.Shim, "shim", "", "new shim: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Grub, "grub", "", "new GRUB: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Kernel, "kernel", "", "new kernel: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
 	f.StringVar(&files.Initrd, "initrd", "", "new initrd `FILE`")
 	f.StringVar(&cmdline, "cmdline", "", "new kernel command line as GRUB logs it (`STR`)")
 	f.StringVar(&pcrList, "pcrs", "4,7,8,9", "PCRs to print (`LIST`)")
