@@ -718,7 +718,7 @@ func (e *evaluator) firmware() {
 		reasons = append(reasons, fmt.Sprintf("scrtm_and_bios[%d]: %s", i, r))
 	}
 	got := map[string]any{"scrtm": eventDigests(e.scrtms, e.alg), "platform_firmware": eventDigests(e.blobs, e.alg)}
-	e.reject(CheckFirmware, nil, map[string]any{"pcr": 0, "got": got, "reasons": reasons},
+	e.reject(CheckFirmware, nil, map[string]any{"pcr": 0, "got": got, "expected": e.ref.ScrtmAndBios, "reasons": reasons},
 		"PCR 0 firmware matches no scrtm_and_bios alternative: %s", strings.Join(reasons, "; "))
 }
 
@@ -766,7 +766,7 @@ func (e *evaluator) bootChain() {
 	}
 	got := map[string]any{"bsas": eventDigests(e.bsas, e.alg), "initrd": eventDigests(e.initrds, e.alg),
 		"vmlinuz": eventDigests(e.vmlinuz, e.alg), "kernel_cmdline": e.cmdlineText}
-	e.reject(CheckBootChain, nil, map[string]any{"pcr": []int{4, 8, 9}, "got": got, "reasons": reasons},
+	e.reject(CheckBootChain, nil, map[string]any{"pcr": []int{4, 8, 9}, "got": got, "expected": e.ref.Kernels, "reasons": reasons},
 		"the boot chain matches no kernels alternative: %s", strings.Join(reasons, "; "))
 }
 
