@@ -67,6 +67,13 @@
 //
 // Events of PCRs outside {0-9, 14} are not evaluated, as in Keylime.
 //
+// Limits of the refstate format that zest does not paper over: GRUB's own
+// files in PCR 9 (grub.cfg, modules, fonts) and its grub_cmd strings in
+// PCR 8 are not pinned; PCRs 8, 9 and 14 have no separator, so root on a
+// running machine can extend them and append matching events; PCR 0-2
+// events other than the S-CRTM version and platform firmware blobs are
+// accepted unpinned. Pin those PCRs' values with a PCR policy if needed.
+//
 // The package never prints, logs or exits; it must not import archive.
 package mb
 
