@@ -15,6 +15,7 @@ import (
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/deb"
 	"github.com/zest-attest/zest/digests/pe"
+	"github.com/zest-attest/zest/digests/rpm"
 )
 
 // maxComponentSize bounds a boot component read into memory (shim, GRUB,
@@ -22,10 +23,12 @@ import (
 const maxComponentSize = 1 << 30
 
 // BootChainFiles names the components of one boot chain. Each of Shim,
-// Grub, Kernel and Initrd is a file path, or a Debian package written
-// "PKG.deb" (the member is found by its role: shim*.efi.signed or
-// shimx64.efi, grub*.efi.signed or grubx64.efi, /boot/vmlinuz-*) or
-// "PKG.deb:/path/in/package".
+// Grub, Kernel and Initrd is a file path, or a Debian or RPM package written
+// "PKG.deb" / "PKG.rpm" (the member is found by its role: shim*.efi.signed
+// or shimx64.efi, grub*.efi.signed or grubx64.efi, /boot/vmlinuz-* or
+// /lib/modules/*/vmlinuz) or
+// "PKG.deb:/path/in/package" / "PKG.rpm:/path/in/package". RPM members are
+// checked against the header's file digest.
 type BootChainFiles struct {
 	Shim, Grub, Kernel, Initrd string
 	// Cmdline is the kernel command line as GRUB logs it after
@@ -91,7 +94,10 @@ var (
 		b := path.Base(p)
 		return strings.HasPrefix(b, "grub") && (strings.HasSuffix(b, ".efi.signed") || b == "grubx64.efi" || b == "grubaa64.efi")
 	}}
-	roleKernel = role{"kernel", func(p string) bool { return strings.HasPrefix(p, "/boot/vmlinuz-") }}
+	roleKernel = role{"kernel", func(p string) bool {
+		return strings.HasPrefix(p, "/boot/vmlinuz-") ||
+			path.Base(p) == "vmlinuz" && (strings.HasPrefix(p, "/lib/modules/") || strings.HasPrefix(p, "/usr/lib/modules/"))
+	}}
 	roleInitrd = role{"initrd", func(p string) bool { return strings.HasPrefix(p, "/boot/initrd.img-") }}
 )
 
@@ -113,9 +119,21 @@ func authcode(ctx context.Context, src string, r role) (auth, plain Hex, err err
 	return d, sum[:], nil
 }
 
-// readComponent reads a file, or a member of a .deb (see BootChainFiles).
+// readComponent reads a file, or a member of a .deb or .rpm (see
+// BootChainFiles).
 func readComponent(ctx context.Context, src string, r role) ([]byte, string, error) {
-	pkg, member, isDeb := splitDeb(src)
+	if pkg, member, ok := splitPkg(src, ".rpm"); ok {
+		match := r.match
+		if member != "" {
+			match = func(p string) bool { return p == member }
+		}
+		name, b, err := rpm.Extract(ctx, pkg, match, maxComponentSize)
+		if err != nil {
+			return nil, src, fmt.Errorf("%s: %w", r.name, err)
+		}
+		return b, pkg + ":" + name, nil
+	}
+	pkg, member, isDeb := splitPkg(src, ".deb")
 	if !isDeb {
 		b, err := readBounded(src)
 		if err != nil {
@@ -162,13 +180,13 @@ func readComponent(ctx context.Context, src string, r role) ([]byte, string, err
 	return data, pkg + ":" + found[0], nil
 }
 
-// splitDeb recognises "x.deb" and "x.deb:/member".
-func splitDeb(src string) (pkg, member string, ok bool) {
-	if strings.HasSuffix(src, ".deb") {
+// splitPkg recognises "x.deb" and "x.deb:/member" (ext ".deb" or ".rpm").
+func splitPkg(src, ext string) (pkg, member string, ok bool) {
+	if strings.HasSuffix(src, ext) {
 		return src, "", true
 	}
-	if i := strings.Index(src, ".deb:/"); i >= 0 {
-		return src[:i+4], path.Clean(src[i+5:]), true
+	if i := strings.Index(src, ext+":/"); i >= 0 {
+		return src[:i+len(ext)], path.Clean(src[i+len(ext)+1:]), true
 	}
 	return "", "", false
 }

@@ -236,3 +236,29 @@ func TestMBRefstateWithoutKernels(t *testing.T) {
 		t.Errorf("Marshal without kernels: %v", err)
 	}
 }
+
+// RPM members are read through digests/rpm and checked against the
+// header's digests; expected values from fixtures/rpm/gzip-sha256.sums.
+func TestBootChainRPM(t *testing.T) {
+	pkg := filepath.Join("..", "fixtures", "rpm", "gzip-sha256.rpm")
+	k, err := BootChain(context.Background(), BootChainFiles{Shim: pefix("odd.efi"), Grub: pefix("odd.efi"), Kernel: pefix("odd.efi"),
+		Initrd: pkg + ":/usr/share/zest/numbers.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := os.ReadFile(filepath.Join("..", "fixtures", "rpm", "gzip-sha256.sums"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := hex.EncodeToString(k.InitrdPlain) + "  /usr/share/zest/numbers.txt"; !strings.Contains(string(sums), want) {
+		t.Errorf("initrd from rpm: %x not in gzip-sha256.sums", k.InitrdPlain)
+	}
+	_, err = BootChain(context.Background(), BootChainFiles{Shim: pkg, Grub: pefix("odd.efi"), Kernel: pefix("odd.efi"), Initrd: pefix("odd.efi")})
+	if err == nil || !strings.Contains(err.Error(), "shim: rpm: ") || !strings.Contains(err.Error(), "no matching regular file") {
+		t.Errorf("rpm without shim: %v", err)
+	}
+	_, err = BootChain(context.Background(), BootChainFiles{Shim: pkg + ":/usr/share/zest/numbers.txt", Grub: pefix("odd.efi"), Kernel: pefix("odd.efi"), Initrd: pefix("odd.efi")})
+	if err == nil || !strings.Contains(err.Error(), "shim: ") {
+		t.Errorf("rpm text file as shim: %v", err)
+	}
+}

@@ -95,7 +95,7 @@ policy, in one of three ways:
   --eventlog LOG [--without-secureboot]
       from a golden machine's binary_bios_measurements (raw or base64);
       the same refstate Keylime's create-mb-policy writes.
-  --shim/--grub/--kernel/--initrd FILE|PKG.deb[:/path] --cmdline STR
+  --shim/--grub/--kernel/--initrd FILE|PKG.deb|PKG.rpm[:/path] --cmdline STR
       add a boot chain without any machine, to --refstate FILE (or to the
       firmware and Secure Boot keys of the golden log --firmware LOG).
       --firmware LOG with --refstate adds that log's firmware alternative.
@@ -206,10 +206,10 @@ command's arguments including the kernel path.`,
 	f.BoolVar(&withoutSB, "without-secureboot", false, "accept a log with Secure Boot off (pins vmlinuz's file digest instead of its Authenticode)")
 	f.StringVar(&refstate, "refstate", "", "existing refstate `FILE` to add a boot chain or firmware to")
 	f.StringVar(&firmware, "firmware", "", "golden event log `FILE` whose firmware, Secure Boot keys and MokLists to use")
-	f.StringVar(&files.Shim, "shim", "", "shim image: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Grub, "grub", "", "GRUB image: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Kernel, "kernel", "", "kernel (vmlinuz with EFI stub): `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Initrd, "initrd", "", "initrd `FILE` as GRUB loads it")
+	f.StringVar(&files.Shim, "shim", "", "shim image: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Grub, "grub", "", "GRUB image: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Kernel, "kernel", "", "kernel (vmlinuz with EFI stub): `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Initrd, "initrd", "", "initrd `FILE` as GRUB loads it (or PKG:/path)")
 	f.StringVar(&files.Cmdline, "cmdline", "", "kernel command line as GRUB logs it (`STR`)")
 	f.BoolVar(&merge, "merge", false, "merge the refstate files given as arguments")
 	f.StringVarP(&out, "output", "o", "", "write the refstate to `FILE` atomically (default: stdout)")
@@ -430,21 +430,33 @@ func (a *app) pcrCmd() *cobra.Command {
 	var (
 		eventLog, pcrList string
 		cmdline           string
+		refstateFile      string
+		kernelTwice       bool
 		asJSON            bool
 		files             policygen.BootChainFiles
 	)
 	predict := &cobra.Command{
-		Use:   "predict --eventlog GOLDEN [--shim|--grub|--kernel|--initrd FILE|PKG] [--cmdline STR]",
+		Use:   "predict --eventlog GOLDEN [--shim|--grub|--kernel|--initrd FILE|PKG] [--cmdline STR] | --refstate FILE",
 		Short: "Expected PCR 4/7/8/9 per bank after replacing boot components of a golden boot",
 		Long: `Replays a golden machine's event log in every bank with the replaced
 components' digests substituted (shim, GRUB and kernel Authenticode in
 PCR 4; kernel and initrd file digests and the kernel command line in PCR 8
 and 9), like systemd-pcrlock's prediction. PCR 7 keeps the golden value:
-the new images must be signed by the same certificates.`,
+the new images must be signed by the same certificates.
+
+With --refstate instead, prints PCR 4 (sha256) of each of the refstate's
+boot chains assuming EDK2's order (firmware_apps, the boot-option action,
+the separator, shim, GRUB, kernel); a golden log is exact.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if refstateFile != "" {
+				if eventLog != "" || files != (policygen.BootChainFiles{}) || cmd.Flags().Changed("cmdline") || cmd.Flags().Changed("pcrs") {
+					return usageErrorf("--refstate predicts PCR 4 of its own boot chains; it takes no --eventlog, components or --pcrs")
+				}
+				return a.predictFromRefstate(refstateFile, kernelTwice, asJSON)
+			}
 			if eventLog == "" {
-				return usageErrorf("--eventlog is required (the golden boot to predict from)")
+				return usageErrorf("--eventlog is required (the golden boot to predict from), or --refstate")
 			}
 			var pcrs []int
 			for _, s := range strings.Split(pcrList, ",") {
@@ -524,13 +536,50 @@ the new images must be signed by the same certificates.`,
 	}
 	f := predict.Flags()
 	f.StringVar(&eventLog, "eventlog", "", "golden machine's event log `FILE` (raw or base64)")
-	f.StringVar(&files.Shim, "shim", "", "new shim: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Grub, "grub", "", "new GRUB: `FILE`, PKG.deb or PKG.deb:/path")
-	f.StringVar(&files.Kernel, "kernel", "", "new kernel: `FILE`, PKG.deb or PKG.deb:/path")
+	f.StringVar(&files.Shim, "shim", "", "new shim: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Grub, "grub", "", "new GRUB: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
+	f.StringVar(&files.Kernel, "kernel", "", "new kernel: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
 	f.StringVar(&files.Initrd, "initrd", "", "new initrd `FILE`")
 	f.StringVar(&cmdline, "cmdline", "", "new kernel command line as GRUB logs it (`STR`)")
 	f.StringVar(&pcrList, "pcrs", "4,7,8,9", "PCRs to print (`LIST`)")
 	f.BoolVar(&asJSON, "json", false, "machine-readable output")
+	f.StringVar(&refstateFile, "refstate", "", "predict PCR 4 (sha256) of each boot chain of refstate `FILE`, assuming EDK2's event order")
+	f.BoolVar(&kernelTwice, "kernel-twice", false, "with --refstate: the kernel is logged twice in PCR 4 (GRUB verifies it through shim, then loads it)")
 	c.AddCommand(predict)
 	return c
+}
+
+func (a *app) predictFromRefstate(name string, kernelTwice, asJSON bool) error {
+	ref, err := readRefstate(name)
+	if err != nil {
+		return err
+	}
+	vals, err := mb.PredictPCR4(ref, mb.PCR4Options{KernelTwice: kernelTwice})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	type value struct {
+		PCR    int    `json:"pcr"`
+		Bank   string `json:"bank"`
+		Value  string `json:"value"`
+		Kernel int    `json:"kernel"`
+	}
+	doc := struct {
+		Values []value `json:"values"`
+	}{Values: []value{}}
+	for i, v := range vals {
+		doc.Values = append(doc.Values, value{PCR: 4, Bank: "sha256", Value: hex.EncodeToString(v), Kernel: i})
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = a.stdout.Write(append(b, '\n'))
+		return err
+	}
+	for _, v := range doc.Values {
+		fmt.Fprintf(a.stdout, "sha256:4 %s  kernels[%d]\n", v.Value, v.Kernel)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ func TestMeasuredBootExitCodes(t *testing.T) {
 		{[]string{"pcr", "predict", "--eventlog", e + "bad/seabios", "--kernel", p + "even.efi"}, 1, "neither a kernel PCR 4 application nor a PCR 9 vmlinuz"},
 		{[]string{"pcr", "predict", "--eventlog", e + "binary_bios_measurements-secureboot", "--kernel", e + "bad/broken-sections.efi"}, 1, "65535 sections"},
 		{[]string{"pcr", "predict"}, 2, "--eventlog is required"},
+		{[]string{"pcr", "predict", "--refstate", "nope.json"}, 1, "nope.json"},
 		{[]string{"digests", "firmware", e + "mb_log.b64"}, 1, "no firmware volume"},
 	}
 	for _, tt := range tests {

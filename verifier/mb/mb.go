@@ -67,6 +67,13 @@
 //
 // Events of PCRs outside {0-9, 14} are not evaluated, as in Keylime.
 //
+// Limits of the refstate format that zest does not paper over: GRUB's own
+// files in PCR 9 (grub.cfg, modules, fonts) and its grub_cmd strings in
+// PCR 8 are not pinned; PCRs 8, 9 and 14 have no separator, so root on a
+// running machine can extend them and append matching events; PCR 0-2
+// events other than the S-CRTM version and platform firmware blobs are
+// accepted unpinned. Pin those PCRs' values with a PCR policy if needed.
+//
 // The package never prints, logs or exits; it must not import archive.
 package mb
 
@@ -718,7 +725,7 @@ func (e *evaluator) firmware() {
 		reasons = append(reasons, fmt.Sprintf("scrtm_and_bios[%d]: %s", i, r))
 	}
 	got := map[string]any{"scrtm": eventDigests(e.scrtms, e.alg), "platform_firmware": eventDigests(e.blobs, e.alg)}
-	e.reject(CheckFirmware, nil, map[string]any{"pcr": 0, "got": got, "reasons": reasons},
+	e.reject(CheckFirmware, nil, map[string]any{"pcr": 0, "got": got, "expected": e.ref.ScrtmAndBios, "reasons": reasons},
 		"PCR 0 firmware matches no scrtm_and_bios alternative: %s", strings.Join(reasons, "; "))
 }
 
@@ -766,7 +773,7 @@ func (e *evaluator) bootChain() {
 	}
 	got := map[string]any{"bsas": eventDigests(e.bsas, e.alg), "initrd": eventDigests(e.initrds, e.alg),
 		"vmlinuz": eventDigests(e.vmlinuz, e.alg), "kernel_cmdline": e.cmdlineText}
-	e.reject(CheckBootChain, nil, map[string]any{"pcr": []int{4, 8, 9}, "got": got, "reasons": reasons},
+	e.reject(CheckBootChain, nil, map[string]any{"pcr": []int{4, 8, 9}, "got": got, "expected": e.ref.Kernels, "reasons": reasons},
 		"the boot chain matches no kernels alternative: %s", strings.Join(reasons, "; "))
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -356,5 +357,27 @@ func TestEvaluateStubTaggedEvents(t *testing.T) {
 				t.Fatalf("checks %v, want %v\n%v", got, tt.checks, fails)
 			}
 		})
+	}
+}
+
+func TestVerifyFailures(t *testing.T) {
+	if VerifyFailures(nil) != nil {
+		t.Error("nil error gave failures")
+	}
+	l := parse(t, "binary_bios_measurements-secureboot")
+	rep, _ := l.Replay(digests.SHA256)
+	quoted := map[int][]byte{0: rep[0], 4: make([]byte, 32), 7: make([]byte, 32)}
+	_, err := eventlog.Verify(l, digests.SHA256, quoted)
+	fails := VerifyFailures(err)
+	if got := fails.IDs(); !slices.Equal(got, []string{"measured_boot.invalid_pcr_4", "measured_boot.invalid_pcr_7"}) || fails.Verdict() != failure.VerdictRejected {
+		t.Fatalf("ids %v verdict %v", got, fails.Verdict())
+	}
+	if fails[0].Context["expected"] != hex.EncodeToString(rep[4]) || fails[0].Context["got"] != strings.Repeat("00", 32) {
+		t.Errorf("context %v", fails[0].Context)
+	}
+	_, err = eventlog.Parse(readLog(t, "binary_bios_measurements-bogus"))
+	fails = VerifyFailures(err)
+	if len(fails) != 1 || fails[0].ID != failure.MBParser || fails.Verdict() != failure.VerdictError || fails[0].Context["offset"] != 4 {
+		t.Errorf("parse error: %v", fails)
 	}
 }

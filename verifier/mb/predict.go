@@ -2,8 +2,10 @@ package mb
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"strings"
@@ -236,3 +238,71 @@ func (p *Prediction) Select(alg digests.Algorithm, pcrs []int) map[int][]byte {
 func (p *Prediction) Banks() []digests.Algorithm {
 	return slices.Sorted(maps.Keys(p.PCRs))
 }
+
+// PCR4Options describes the boot flow PredictPCR4 assumes.
+type PCR4Options struct {
+	// KernelTwice: the kernel's Authenticode is logged twice after GRUB
+	// (GRUB verifies it through shim and then loads it with LoadImage, as
+	// CentOS Stream 9 does). Default: once with Secure Boot, not at all
+	// without (GRUB boots the kernel itself).
+	KernelTwice bool
+}
+
+var (
+	bootOptionAction = []byte("Calling EFI Application from Boot Option")
+	separatorData    = []byte{0, 0, 0, 0}
+)
+
+// PredictPCR4 predicts the sha256 PCR 4 of each boot chain alternative of a
+// refstate without any event log, assuming EDK2's order: the refstate's
+// firmware applications (firmware_apps, in order), the "Calling EFI
+// Application from Boot Option" action, the separator, then shim, GRUB and
+// the kernel. Firmware that logs differently (another boot attempt, a
+// "Returning from EFI Application" action, no firmware_apps recorded)
+// gives other values; PredictFromLog with a golden log is exact.
+func PredictPCR4(ref *policygen.MBRefstate, opts PCR4Options) ([][]byte, error) {
+	if ref == nil || len(ref.Kernels) == 0 {
+		return nil, errors.New("predict: the refstate has no boot chain")
+	}
+	var apps [][]byte
+	for i, fa := range ref.FirmwareApps {
+		d := fa.SHA256()
+		if len(d) != 32 {
+			return nil, fmt.Errorf("predict: firmware_apps[%d] has no sha256 digest", i)
+		}
+		apps = append(apps, d)
+	}
+	ext := func(pcr, d []byte) []byte {
+		h := sha256New()
+		h.Write(pcr)
+		h.Write(d)
+		return h.Sum(nil)
+	}
+	hash := func(b []byte) []byte { h := sha256New(); h.Write(b); return h.Sum(nil) }
+	var out [][]byte
+	for i, k := range ref.Kernels {
+		pcr := make([]byte, 32)
+		for _, a := range apps {
+			pcr = ext(pcr, a)
+		}
+		pcr = ext(pcr, hash(bootOptionAction))
+		pcr = ext(pcr, hash(separatorData))
+		chain := [][]byte{k.ShimAuthcode, k.GrubAuthcode}
+		if ref.HasSecureBoot || opts.KernelTwice {
+			if len(k.KernelAuthcode) != 32 {
+				return nil, fmt.Errorf("predict: kernels[%d] has no kernel_authcode_sha256", i)
+			}
+			chain = append(chain, k.KernelAuthcode)
+			if opts.KernelTwice {
+				chain = append(chain, k.KernelAuthcode)
+			}
+		}
+		for _, d := range chain {
+			pcr = ext(pcr, d)
+		}
+		out = append(out, pcr)
+	}
+	return out, nil
+}
+
+func sha256New() hash.Hash { return sha256.New() }

@@ -120,3 +120,31 @@ func TestPredictErrors(t *testing.T) {
 		t.Error("empty log accepted")
 	}
 }
+
+// PredictPCR4 from a refstate alone equals the replayed PCR 4 of the logs
+// the refstate came from, for the three boot flows in the fixtures.
+func TestPredictPCR4FromRefstate(t *testing.T) {
+	tests := []struct {
+		log       string
+		withoutSB bool
+		opts      PCR4Options
+	}{
+		{"binary_bios_measurements-secureboot", false, PCR4Options{}},
+		{"mb_log.b64", false, PCR4Options{KernelTwice: true}},
+		{"binary_bios_measurements", true, PCR4Options{}}, // firmware app before shim
+	}
+	for _, tt := range tests {
+		ref := refstate(t, tt.log, tt.withoutSB)
+		got, err := PredictPCR4(ref, tt.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, _ := parse(t, tt.log).Replay(digests.SHA256)
+		if len(got) != 1 || !bytes.Equal(got[0], rep[4]) {
+			t.Errorf("%s: predicted %x, log %x", tt.log, got, rep[4])
+		}
+	}
+	if _, err := PredictPCR4(&policygen.MBRefstate{}, PCR4Options{}); err == nil {
+		t.Error("empty refstate accepted")
+	}
+}
