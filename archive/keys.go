@@ -195,7 +195,7 @@ func (k Keyring) PublicPEM(id string) ([]byte, error) {
 func (k Keyring) Verify(id string, msg, sig []byte) error {
 	pub, ok := k[id]
 	if !ok {
-		return fmt.Errorf("signing key %s is not trusted", id)
+		return fmt.Errorf("%w: signing key %s is not trusted", ErrSignature, id)
 	}
 	return verifySig(pub, msg, sig)
 }
