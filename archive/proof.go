@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -92,13 +93,19 @@ func LocalEntry(rec *Record) []byte {
 // checkpoint is signed by the log with the expected origin and size, and
 // for Rekor the signed entry timestamp verifies.
 func VerifyProof(p *Proof, rec *Record, keys []LogKey) error {
-	if err := verifyProof(p, rec, keys); err != nil {
+	return verifyProofCached(p, rec, keys, nil)
+}
+
+// verifyProofCached remembers verified checkpoints in cache (shared by the
+// many records a replay checks against the same tree head).
+func verifyProofCached(p *Proof, rec *Record, keys []LogKey, cache *sync.Map) error {
+	if err := verifyProof(p, rec, keys, cache); err != nil {
 		return fmt.Errorf("%w: %s log: %v", ErrProof, p.Log, err)
 	}
 	return nil
 }
 
-func verifyProof(p *Proof, rec *Record, keys []LogKey) error {
+func verifyProof(p *Proof, rec *Record, keys []LogKey, cache *sync.Map) error {
 	var key *LogKey
 	for i := range keys {
 		if keys[i].Log == p.Log {
@@ -143,9 +150,20 @@ func verifyProof(p *Proof, rec *Record, keys []LogKey) error {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(p.TreeIndex), uint64(p.TreeSize), leaf, p.Hashes, p.RootHash); err != nil {
 		return fmt.Errorf("inclusion of leaf %d in tree of size %d: %v", p.TreeIndex, p.TreeSize, err)
 	}
-	cp, err := OpenCheckpoint([]byte(p.Checkpoint), key.Origin, v)
-	if err != nil {
-		return err
+	ck := key.Log + "\x00" + key.Origin + "\x00" + key.VKey + key.PublicPEM + "\x00" + p.Checkpoint
+	var cp *Checkpoint
+	if cache != nil {
+		if c, ok := cache.Load(ck); ok {
+			cp = c.(*Checkpoint)
+		}
+	}
+	if cp == nil {
+		if cp, err = OpenCheckpoint([]byte(p.Checkpoint), key.Origin, v); err != nil {
+			return err
+		}
+		if cache != nil {
+			cache.Store(ck, cp)
+		}
 	}
 	if cp.Size != p.TreeSize || !bytes.Equal(cp.Root, p.RootHash) {
 		return fmt.Errorf("checkpoint (size %d) does not match the proof's tree (size %d)", cp.Size, p.TreeSize)

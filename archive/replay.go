@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/zest-attest/zest/verifier/failure"
@@ -182,7 +184,7 @@ func Replay(ctx context.Context, src Source, agent string, from, to time.Time, o
 	if v == nil {
 		v = RecordedVerdicts{}
 	}
-	r := &replayer{ctx: ctx, src: src, opts: opts, v: v, rep: rep, aks: map[Ref]bool{}}
+	r := &replayer{ctx: ctx, src: src, opts: opts, v: v, rep: rep, aks: map[Ref]bool{}, blobCache: map[Ref][]byte{}}
 
 	// Registrations of all time: the AKs the registrar vouched for.
 	err := src.Scan(ctx, Query{Kind: KindRegistration, AgentID: agent, To: to}, func(st *Stored) error {
@@ -214,18 +216,28 @@ func Replay(ctx context.Context, src Source, agent string, from, to time.Time, o
 	if err != nil {
 		return nil, err
 	}
-	for _, st := range warm {
-		r.round(st, true)
+	for _, o := range r.openBatch(warm) {
+		r.round(o, true)
 		rep.Warmup++
 	}
 	r.lastTime = from
+	var batch []*Stored
+	flush := func() {
+		for _, o := range r.openBatch(batch) {
+			r.round(o, false)
+		}
+		batch = batch[:0]
+	}
 	err = src.Scan(ctx, Query{Kind: KindRound, AgentID: agent, From: from, To: to}, func(st *Stored) error {
-		r.round(st, false)
+		if batch = append(batch, st); len(batch) == 512 {
+			flush()
+		}
 		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
 	}
+	flush()
 	r.gap(to, opts.Interval)
 	rep.Continuous = rep.Rounds > 0 && rep.Trusted == rep.Rounds && len(rep.Gaps) == 0 && len(rep.Problems) == 0
 	return rep, nil
@@ -240,7 +252,38 @@ type replayer struct {
 	aks      map[Ref]bool
 	prev     *ReplayState
 	lastTime time.Time
-	lastIvl  time.Duration
+	cpCache  sync.Map
+	// blobCache keeps blobs rounds share (AK, policies, UEFI log of a
+	// boot); IMA lines are per round and never cached.
+	blobCache map[Ref][]byte
+}
+
+// opened is a record after the parallel stage: signature and proofs
+// checked, body decoded.
+type opened struct {
+	st   *Stored
+	body any
+	fs   failure.List
+}
+
+// openBatch checks signatures and proofs of a batch on all cores; the
+// order-dependent rest of replay runs sequentially after it.
+func (r *replayer) openBatch(batch []*Stored) []opened {
+	out := make([]opened, len(batch))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(batch); i += workers {
+				body, fs := r.open(batch[i])
+				out[i] = opened{batch[i], body, fs}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return out
 }
 
 func (r *replayer) seen(st *Stored) {
@@ -274,7 +317,7 @@ func (r *replayer) open(st *Stored) (any, failure.List) {
 			fs.Rejectf(IDProofInvalid, ctx, "%s proof of record %d is malformed: %v", lk.Log, st.ID, err)
 			continue
 		}
-		if err := VerifyProof(&p, &st.Record, r.opts.Logs); err != nil {
+		if err := verifyProofCached(&p, &st.Record, r.opts.Logs, &r.cpCache); err != nil {
 			fs.Rejectf(IDProofInvalid, ctx, "record %d: %v", st.ID, err)
 			continue
 		}
@@ -286,9 +329,15 @@ func (r *replayer) open(st *Stored) (any, failure.List) {
 	return body, fs
 }
 
-func (r *replayer) blob(ref Ref, what string, fs *failure.List, ctx map[string]any) []byte {
+func (r *replayer) blob(ref Ref, what string, fs *failure.List, ctx map[string]any, shared bool) []byte {
 	if ref == "" {
 		return nil
+	}
+	if b, ok := r.blobCache[ref]; ok && shared {
+		if r.opts.OnBlob != nil {
+			r.opts.OnBlob(ref, b)
+		}
+		return b
 	}
 	b, err := r.src.Blob(r.ctx, ref)
 	if err != nil {
@@ -298,6 +347,12 @@ func (r *replayer) blob(ref Ref, what string, fs *failure.List, ctx map[string]a
 	if RefOf(b) != ref {
 		fs.Rejectf(IDBlobCorrupt, ctx, "%s %s does not match its hash", what, ref)
 		return nil
+	}
+	if shared {
+		if len(r.blobCache) >= 256 {
+			clear(r.blobCache)
+		}
+		r.blobCache[ref] = b
 	}
 	if r.opts.OnBlob != nil {
 		r.opts.OnBlob(ref, b)
@@ -312,9 +367,9 @@ func (r *replayer) gap(t time.Time, ivl time.Duration) {
 	}
 }
 
-func (r *replayer) round(st *Stored, warmup bool) {
+func (r *replayer) round(o opened, warmup bool) {
+	st, body, fs := o.st, o.body, o.fs
 	r.seen(st)
-	body, fs := r.open(st)
 	ctx := map[string]any{"record_id": st.ID, "agent_id": st.Record.AgentID, "seq": st.Record.Seq}
 	out := Outcome{Seq: st.Record.Seq, Time: st.Record.Time}
 	for _, lk := range r.opts.Logs {
@@ -334,11 +389,11 @@ func (r *replayer) round(st *Stored, warmup bool) {
 		ivl = time.Duration(rd.IntervalMS) * time.Millisecond
 	}
 	in := &RoundInput{Round: rd}
-	in.AK = r.blob(rd.Evidence.AK, "attestation key", &fs, ctx)
-	in.IMALines = r.blob(rd.Evidence.IMALines, "IMA lines", &fs, ctx)
-	in.UEFILog = r.blob(rd.Evidence.UEFILog, "UEFI event log", &fs, ctx)
-	in.RuntimePolicy = r.blob(rd.RuntimePolicy, "runtime policy", &fs, ctx)
-	in.MBPolicy = r.blob(rd.MBPolicy, "measured-boot policy", &fs, ctx)
+	in.AK = r.blob(rd.Evidence.AK, "attestation key", &fs, ctx, true)
+	in.IMALines = r.blob(rd.Evidence.IMALines, "IMA lines", &fs, ctx, false)
+	in.UEFILog = r.blob(rd.Evidence.UEFILog, "UEFI event log", &fs, ctx, true)
+	in.RuntimePolicy = r.blob(rd.RuntimePolicy, "runtime policy", &fs, ctx, true)
+	in.MBPolicy = r.blob(rd.MBPolicy, "measured-boot policy", &fs, ctx, true)
 	if rd.Evidence.AK == "" || !r.aks[rd.Evidence.AK] {
 		fs.Rejectf(IDUnregisteredAK, ctx, "round %d was checked with AK %s, which no registration of %s names", rd.Seq, rd.Evidence.AK, rd.AgentID)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,11 +33,15 @@ func (lineVerifier) VerifyRound(_ context.Context, prev *ReplayState, in *RoundI
 	var fs failure.List
 	lines := strings.Split(strings.TrimSuffix(string(in.IMALines), "\n"), "\n")
 	for _, l := range lines {
-		var idx uint64
-		var path string
-		if _, err := fmt.Sscanf(l, "10 %x ima-ng sha256:%x %s", &idx, new(uint64), &path); err != nil {
+		f := strings.Fields(l)
+		if len(f) != 5 {
+			return nil, fmt.Errorf("IMA line %q: want 5 fields", l)
+		}
+		idx, err := strconv.ParseUint(f[1], 16, 64)
+		if err != nil {
 			return nil, fmt.Errorf("IMA line %q: %v", l, err)
 		}
+		path := f[4]
 		if idx != next {
 			fs.Rejectf("ima.validation.ima-ng.entry_mismatch", map[string]any{"want": next, "got": idx}, "IMA entry %d where %d was expected", idx, next)
 		}
