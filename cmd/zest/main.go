@@ -106,7 +106,7 @@ validates, diffs, merges and signs them.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(a.policyCmd(), a.digestsCmd(), a.eventlogCmd(), a.pcrCmd(), a.verifyCmd(), a.serveCmd(), a.versionCmd())
+	root.AddCommand(a.policyCmd(), a.digestsCmd(), a.eventlogCmd(), a.pcrCmd(), a.verifyCmd(), a.serveCmd(), a.archiveCmd(), a.versionCmd())
 	return root
 }
 
