@@ -83,11 +83,16 @@ type Round struct {
 	// RuntimePolicy and MBPolicy reference policy blobs by content hash.
 	RuntimePolicy Ref             `json:"runtime_policy,omitempty"`
 	MBPolicy      Ref             `json:"mb_policy,omitempty"`
+	TPMPolicy     Ref             `json:"tpm_policy,omitempty"`
 	Verdict       failure.Verdict `json:"verdict"`
 	Failures      failure.List    `json:"failures"`
 	// Options lists the weakening options (Allow…) in force.
 	Options  []string `json:"options,omitempty"`
 	Verifier string   `json:"verifier"`
+	// State is the verifier's per-agent state after this round (IMA
+	// offset, running PCR 10, TPM clock), so a restarted verifier resumes
+	// where it stopped; replay recomputes it.
+	State json.RawMessage `json:"state,omitempty"`
 }
 
 // Evidence is what the agent sent in one round.
@@ -107,13 +112,21 @@ type Evidence struct {
 	IMACount uint64 `json:"ima_count"`
 	IMALines Ref    `json:"ima_lines,omitempty"`
 	// UEFILog references the binary measured-boot log blob.
-	UEFILog  Ref   `json:"uefi_log,omitempty"`
+	UEFILog Ref `json:"uefi_log,omitempty"`
+	// Mode is "pull" (Nonce is the ASCII nonce sent to the agent) or
+	// "push" (Nonce is the base64 challenge); empty means pull.
+	Mode string `json:"mode,omitempty"`
+	// Mask is the PCR selection that was requested (bit n = PCR n).
+	Mask uint32 `json:"mask,omitempty"`
+	// Data references the bytes the quote binds into PCR 16 (the agent's
+	// payload public key PEM in pull mode), if any.
+	Data     Ref   `json:"data,omitempty"`
 	BootTime int64 `json:"boot_time,omitempty"`
 }
 
 // Refs returns every blob the round references.
 func (r *Round) Refs() []Ref {
-	return nonEmpty(r.Evidence.AK, r.Evidence.IMALines, r.Evidence.UEFILog, r.RuntimePolicy, r.MBPolicy)
+	return nonEmpty(r.Evidence.AK, r.Evidence.IMALines, r.Evidence.UEFILog, r.Evidence.Data, r.RuntimePolicy, r.MBPolicy, r.TPMPolicy)
 }
 
 // Refs returns every blob the registration references.
@@ -139,7 +152,10 @@ func (r *Round) check() error {
 	if r.Time.IsZero() {
 		return fmt.Errorf("round %s/%d: time missing", r.AgentID, r.Seq)
 	}
-	for _, ref := range []Ref{r.Evidence.AK, r.Evidence.IMALines, r.Evidence.UEFILog, r.RuntimePolicy, r.MBPolicy} {
+	if r.Evidence.Mode != "" && r.Evidence.Mode != "pull" && r.Evidence.Mode != "push" {
+		return fmt.Errorf("round %s/%d: mode %q is neither pull nor push", r.AgentID, r.Seq, r.Evidence.Mode)
+	}
+	for _, ref := range []Ref{r.Evidence.AK, r.Evidence.IMALines, r.Evidence.UEFILog, r.Evidence.Data, r.RuntimePolicy, r.MBPolicy, r.TPMPolicy} {
 		if !ref.Valid() {
 			return fmt.Errorf("round %s/%d: malformed reference %q", r.AgentID, r.Seq, ref)
 		}

@@ -42,6 +42,9 @@ type RoundInput struct {
 	// against, nil if none.
 	RuntimePolicy []byte
 	MBPolicy      []byte
+	TPMPolicy     []byte
+	// Data are the bytes bound into PCR 16, nil if none.
+	Data []byte
 }
 
 // ReplayState is carried from one round to the next within a boot. prev is
@@ -63,6 +66,10 @@ type RoundResult struct {
 	Verdict  failure.Verdict
 	Failures failure.List
 	Verifier any
+	// IMANext, when set, is where the verifier will continue the IMA list
+	// (it may consume fewer lines than the round carried: a quote can
+	// predate the newest lines, which the agent sends again next round).
+	IMANext *uint64
 }
 
 // RecordedVerdicts is the RoundVerifier used when none is wired: it
@@ -394,6 +401,8 @@ func (r *replayer) round(o opened, warmup bool) {
 	in.UEFILog = r.blob(rd.Evidence.UEFILog, "UEFI event log", &fs, ctx, true)
 	in.RuntimePolicy = r.blob(rd.RuntimePolicy, "runtime policy", &fs, ctx, true)
 	in.MBPolicy = r.blob(rd.MBPolicy, "measured-boot policy", &fs, ctx, true)
+	in.TPMPolicy = r.blob(rd.TPMPolicy, "TPM policy", &fs, ctx, true)
+	in.Data = r.blob(rd.Evidence.Data, "PCR 16 data", &fs, ctx, true)
 	if rd.Evidence.AK == "" || !r.aks[rd.Evidence.AK] {
 		fs.Rejectf(IDUnregisteredAK, ctx, "round %d was checked with AK %s, which no registration of %s names", rd.Seq, rd.Evidence.AK, rd.AgentID)
 	}
@@ -434,6 +443,9 @@ func (r *replayer) round(o opened, warmup bool) {
 		fs.Errorf(IDVerifier, ctx, "round %d: verifier said %s without naming a failure", rd.Seq, res.Verdict)
 	default:
 		next.Verifier = res.Verifier
+		if res.IMANext != nil {
+			next.IMANext = *res.IMANext
+		}
 		fs.Add(res.Failures...)
 		if res.Verdict != rd.Verdict {
 			fs.Rejectf(IDVerdictMismatch, ctx, "round %d was recorded %s, replay says %s", rd.Seq, rd.Verdict, res.Verdict)

@@ -32,6 +32,10 @@ type Store interface {
 	// Scan calls fn for every record matching q, ordered by time, then
 	// sequence, then id.
 	Scan(ctx context.Context, q Query, fn func(*Stored) error) error
+	// Latest returns the newest record of kind for agent (by time, then
+	// sequence), or an error wrapping ErrNotFound. A restarted verifier
+	// resumes each agent from it.
+	Latest(ctx context.Context, kind Kind, agent string) (*Stored, error)
 	// Pending returns up to limit outbox rows of log due at now.
 	Pending(ctx context.Context, log string, now time.Time, limit int) ([]*Stored, error)
 	// Ack stores the proof and removes the outbox row in one transaction.
@@ -505,6 +509,19 @@ func (s *sqlStore) scanPage(ctx context.Context, query string, args []any) ([]*S
 		page = append(page, &st)
 	}
 	return page, rows.Err()
+}
+
+func (s *sqlStore) Latest(ctx context.Context, kind Kind, agent string) (*Stored, error) {
+	page, err := s.scanPage(ctx, s.q(`SELECT r.id, r.kind, r.agent_id, r.seq, r.time_ns, r.body, r.key_id, r.sig, p.log, p.proof
+		FROM (SELECT * FROM records WHERE kind = ? AND agent_id = ? ORDER BY time_ns DESC, seq DESC, id DESC LIMIT 1) r
+		LEFT JOIN proofs p ON p.record_id = r.id ORDER BY p.log`), []any{string(kind), agent})
+	if err != nil {
+		return nil, err
+	}
+	if len(page) == 0 {
+		return nil, fmt.Errorf("%s of %s: %w", kind, agent, ErrNotFound)
+	}
+	return page[0], nil
 }
 
 func (s *sqlStore) Pending(ctx context.Context, log string, now time.Time, limit int) ([]*Stored, error) {

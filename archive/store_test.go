@@ -75,6 +75,16 @@ func testAppendScan(t *testing.T, dsn string) {
 			}
 		}
 	}
+	// Latest: the newest round of each agent, ErrNotFound for none.
+	for agent, want := range map[string]uint64{"a1": 5, "a2": 1} {
+		l, err := st.Latest(ctx, KindRound, agent)
+		if err != nil || l.Record.Seq != want {
+			t.Fatalf("Latest(%s): %v, %v; want seq %d", agent, l, err, want)
+		}
+	}
+	if _, err := st.Latest(ctx, KindRound, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Latest(nobody): %v", err)
+	}
 	// What comes back opens with the signer's key and is byte-identical.
 	keys := keyringOf(t, s)
 	err = st.Scan(ctx, Query{AgentID: "a1", Kind: KindRound}, func(sr *Stored) error {
