@@ -21,7 +21,7 @@ import (
 // roundVerifier is the verifier replay re-evaluates rounds with. Until the
 // verifier library is wired here it is nil, and replay reports verdicts as
 // recorded (signatures, proofs and blob hashes still checked).
-func (a *app) roundVerifier() archive.RoundVerifier { return nil }
+func (a *app) roundVerifier() archive.RoundVerifier { return &archive.Reverifier{} }
 
 // archiveFlags are shared by the archive subcommands.
 type archiveFlags struct {

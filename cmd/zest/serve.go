@@ -46,6 +46,14 @@ type serveConfig struct {
 		Cert string `json:"cert"`
 		Key  string `json:"key"`
 	} `json:"client"`
+	// Archive records every round (pull and push) when set: dir holds the
+	// embedded SQLite store, transparency log and keys; db may name a
+	// PostgreSQL store instead; key is the verifier's signing key.
+	Archive struct {
+		Dir string `json:"dir"`
+		DB  string `json:"db"`
+		Key string `json:"key"`
+	} `json:"archive"`
 	// Defaults apply to every agent that does not set its own policies.
 	Defaults policyFlags   `json:"defaults"`
 	Agents   []agentConfig `json:"agents"`
@@ -88,7 +96,7 @@ func loadServeConfig(path string) (*serveConfig, error) {
 			*p = filepath.Join(base, *p)
 		}
 	}
-	for _, p := range []*string{&c.TLS.Cert, &c.TLS.Key, &c.TLS.ClientCA, &c.Client.Cert, &c.Client.Key,
+	for _, p := range []*string{&c.TLS.Cert, &c.TLS.Key, &c.TLS.ClientCA, &c.Client.Cert, &c.Client.Key, &c.Archive.Dir, &c.Archive.Key,
 		&c.Defaults.Runtime, &c.Defaults.RuntimeKey, &c.Defaults.MB, &c.Defaults.TPM} {
 		rel(p)
 	}
@@ -160,8 +168,20 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	if err != nil {
 		return err
 	}
+	var live *liveArchive
+	if cfg.Archive.Dir != "" || cfg.Archive.DB != "" {
+		f := archiveFlags{dir: cfg.Archive.Dir, db: cfg.Archive.DB}
+		if f.dir == "" {
+			f.dir = "zest-archive"
+		}
+		if live, err = a.openLiveArchive(ctx, f, cfg.Archive.Key); err != nil {
+			return err
+		}
+		defer live.Close()
+	}
 	var targets []*pull.Target
 	pushAgents := map[string]*server.PushAgent{}
+	sessions := map[string]*pull.Session{}
 	for i := range cfg.Agents {
 		ac := cfg.Agents[i]
 		if ac.ID == "" {
@@ -187,6 +207,15 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 				return usageErrorf("agent %s is listed twice", ac.ID)
 			}
 			pushAgents[ac.ID] = &server.PushAgent{ID: ac.ID, AK: ak, Policies: pol, Options: opts}
+			if live != nil {
+				af := ac.agentFlags
+				if _, af.raw.ak, err = loadAKRaw(ac.AK); err != nil {
+					return err
+				}
+				if err := live.register(ctx, ac.ID, &af, &pf, interval); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		af := ac.agentFlags
@@ -198,11 +227,24 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 			return fmt.Errorf("agent %s: %w", ac.ID, err)
 		}
 		targets = append(targets, t)
+		if live != nil {
+			if err := live.register(ctx, ac.ID, &af, &pf, interval); err != nil {
+				return err
+			}
+			// Resume where the last committed round left the agent.
+			if sessions[ac.ID], err = live.rec.Session(ctx, ac.ID); err != nil {
+				return err
+			}
+		}
 	}
 
 	var push *server.Push
 	if len(pushAgents) > 0 {
-		if push, err = server.NewPush(server.PushOptions{Agents: pushAgents, Interval: interval, ChallengeTTL: ttl}); err != nil {
+		po := server.PushOptions{Agents: pushAgents, Interval: interval, ChallengeTTL: ttl}
+		if live != nil {
+			po.Store = live.rec
+		}
+		if push, err = server.NewPush(po); err != nil {
 			return err
 		}
 	}
@@ -219,6 +261,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	m.Set("zest_agents", float64(len(targets)))
 	runner := &pull.Runner{
 		Interval: interval, Concurrency: cfg.Concurrency, MaxBackoff: maxBackoff,
+		Sink: sinkOf(live),
 		OnRound: func(r *pull.Round) {
 			m.Add("zest_rounds_total", 1, r.Verdict().String())
 			m.Add("zest_round_seconds_total", r.End.Sub(r.Start).Seconds())
@@ -254,7 +297,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	}()
 	runDone := make(chan struct{})
 	go func() {
-		_ = runner.Run(ctx, targets, map[string]*pull.Session{})
+		_ = runner.Run(ctx, targets, sessions)
 		close(runDone)
 	}()
 	select {
@@ -309,4 +352,12 @@ func (a *app) listen(cfg *serveConfig, h http.Handler) (net.Listener, *http.Serv
 		return nil, nil, err
 	}
 	return ln, hs, nil
+}
+
+// sinkOf is the archive's round sink, or nil without an archive.
+func sinkOf(l *liveArchive) pull.Sink {
+	if l == nil {
+		return nil
+	}
+	return l.rec
 }

@@ -65,6 +65,7 @@ func (a *app) verifyCmd() *cobra.Command {
 		interval time.Duration
 		count    int
 		asJSON   bool
+		arch     archiveOpts
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --agent URL (--ak FILE | --registrar URL --agent-id ID) --cert F --key F [policies]",
@@ -87,11 +88,12 @@ Exit status: 0 trusted, 1 rejected, 2 could not evaluate (or bad usage); with
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			return a.runVerifyAgent(ctx, &af, &pf, watch, interval, count, asJSON)
+			return a.runVerifyAgent(ctx, &af, &pf, watch, interval, count, asJSON, &arch)
 		},
 	}
 	af.register(cmd)
 	pf.register(cmd)
+	arch.register(cmd)
 	cmd.Flags().BoolVar(&watch, "watch", false, "keep attesting every --interval until interrupted")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between rounds with --watch")
 	cmd.Flags().IntVar(&count, "count", 0, "with --watch, stop after `N` rounds (0: until interrupted)")

@@ -37,6 +37,10 @@ type policyFlags struct {
 	TPM             string `json:"tpm_policy,omitempty"`
 	AllowViolations bool   `json:"allow_violations,omitempty"`
 	AllowQuirks     bool   `json:"allow_eventlog_quirks,omitempty"`
+
+	// raw holds the policy documents as loaded (verified payload for a
+	// signed runtime policy), for the archive.
+	raw struct{ runtime, mb, tpm []byte }
 }
 
 func (p *policyFlags) register(c *cobra.Command) {
@@ -82,6 +86,7 @@ func (p *policyFlags) load() (verifier.Policies, verifier.Options, error) {
 		} else if p.RuntimeKey != "" {
 			return pol, opts, fmt.Errorf("%s is not signed, but --runtime-policy-key asks for a signed policy", p.Runtime)
 		}
+		p.raw.runtime = data
 		rp, err := policygen.ParseRuntimePolicy(data, p.Runtime)
 		if err != nil {
 			return pol, opts, err
@@ -95,6 +100,7 @@ func (p *policyFlags) load() (verifier.Policies, verifier.Options, error) {
 		if err != nil {
 			return pol, opts, err
 		}
+		p.raw.mb = data
 		if pol.MB, err = mbEvaluatorFromRefstate(data); err != nil {
 			return pol, opts, fmt.Errorf("%s: %w", p.MB, err)
 		}
@@ -111,6 +117,7 @@ func (p *policyFlags) load() (verifier.Policies, verifier.Options, error) {
 		if err != nil {
 			return pol, opts, err
 		}
+		p.raw.tpm = data
 		pol.TPM = tp
 	}
 	return pol, opts, nil
@@ -129,6 +136,9 @@ type agentFlags struct {
 	EKCA         string `json:"ek_ca,omitempty"`
 	AllowUnbound bool   `json:"allow_unbound_key,omitempty"`
 	Timeout      string `json:"timeout,omitempty"`
+
+	// raw holds the key material as obtained, for the archive.
+	raw struct{ ak, ek, ekCert, mtlsCert []byte }
 }
 
 func (f *agentFlags) register(c *cobra.Command) {
@@ -197,6 +207,10 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 		if t.AK, err = quote.ParseAK(rec.AIKTPM); err != nil {
 			return nil, fmt.Errorf("registrar aik_tpm of %s: %w", f.ID, err)
 		}
+		f.raw.ak, f.raw.ek, f.raw.ekCert = rec.AIKTPM, rec.EKTPM, rec.EKCert
+		if rec.MTLSCert != nil {
+			f.raw.mtlsCert = rec.MTLSCert.Raw
+		}
 		if f.EKCA != "" {
 			cas, err := loadCerts(f.EKCA)
 			if err != nil {
@@ -211,7 +225,7 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 			agentURL = "https://" + net.JoinHostPort(rec.IP, strconv.Itoa(rec.Port))
 		}
 	case f.AK != "":
-		if t.AK, err = loadAK(f.AK); err != nil {
+		if t.AK, f.raw.ak, err = loadAKRaw(f.AK); err != nil {
 			return nil, err
 		}
 	default:
@@ -226,6 +240,7 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 			return nil, fmt.Errorf("--agent-cert %s: %v", f.AgentCert, err)
 		}
 		pinned = certs[0]
+		f.raw.mtlsCert = pinned.Raw
 	}
 	u, err := url.Parse(agentURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -252,24 +267,30 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 // loadAK reads an AK file: binary TPM2B_PUBLIC, its base64 (the
 // registrar's aik_tpm), or PEM/DER SubjectPublicKeyInfo.
 func loadAK(path string) (*quote.AK, error) {
+	ak, _, err := loadAKRaw(path)
+	return ak, err
+}
+
+// loadAKRaw is loadAK that also returns the key bytes it parsed.
+func loadAKRaw(path string) (*quote.AK, []byte, error) {
 	b, err := readFileLimited(path, 64<<10)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ak, err := quote.ParseAK(b)
 	if err == nil {
-		return ak, nil
+		return ak, b, nil
 	}
 	if dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); derr == nil {
 		if ak, err2 := quote.ParseAK(dec); err2 == nil {
-			return ak, nil
+			return ak, dec, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: %w", path, err)
+	return nil, nil, fmt.Errorf("%s: %w", path, err)
 }
 
 // runVerifyAgent is zest verify --agent: one round, or --watch rounds.
-func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlags, watch bool, interval time.Duration, count int, asJSON bool) error {
+func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlags, watch bool, interval time.Duration, count int, asJSON bool, arch *archiveOpts) error {
 	pol, opts, err := pf.load()
 	if err != nil {
 		return err
@@ -277,6 +298,16 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 	t, err := af.target(ctx, pol, opts)
 	if err != nil {
 		return err
+	}
+	var live *liveArchive
+	if arch.spec != "" {
+		if live, err = a.openLiveArchive(ctx, archiveSpec(arch.spec), arch.key); err != nil {
+			return err
+		}
+		defer live.Close()
+		if err := live.register(ctx, t.ID, af, pf, interval); err != nil {
+			return err
+		}
 	}
 	s := &pull.Session{}
 	worst := failure.VerdictTrusted
@@ -288,6 +319,11 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 		}
 		if r.Verdict() < worst {
 			worst = r.Verdict()
+		}
+		if live != nil {
+			if err := live.rec.Round(ctx, r, s); err != nil {
+				return fmt.Errorf("archive: %w", err)
+			}
 		}
 		rep := roundReport{Agent: t.ID, Verdict: r.Verdict(), Failures: r.Result.Failures}
 		if asJSON {
@@ -319,6 +355,14 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 		}
 	}
 	return verdictExit(worst)
+}
+
+// archiveOpts are zest verify's archive flags.
+type archiveOpts struct{ spec, key string }
+
+func (o *archiveOpts) register(c *cobra.Command) {
+	c.Flags().StringVar(&o.spec, "archive", "", "record every round in this archive: a directory (embedded SQLite store and transparency log) or a postgres:// URL")
+	c.Flags().StringVar(&o.key, "archive-key", "", "verifier signing key `FILE` for archived records (default: DIR/verifier-key.pem, created if missing)")
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -298,7 +298,7 @@ func (p *parser) lzma(data []byte, path string) ([]byte, error) {
 	}
 	// The default ReaderConfig allocates at least 8 MiB; the header's own
 	// (checked) dictionary size is enough.
-	r, err := lzma.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(bytes.NewReader(data))
+	r, err := lzma.ReaderConfig{DictCap: int(MaxDictionary)}.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, &FormatError{Path: path, Msg: "LZMA: " + err.Error()}
 	}

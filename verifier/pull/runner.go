@@ -10,9 +10,10 @@ import (
 )
 
 // Sink receives every round, with the session state to resume from. It is
-// called from several goroutines (never twice at once for one agent). An
-// error is reported through Status and retried with the next round's
-// state; the runner never drops the session update.
+// called from several goroutines (never twice at once for one agent). When
+// it fails, the error is reported through Status and the session goes back
+// to where it was before the round, so the next round re-fetches what was
+// not recorded.
 type Sink interface {
 	Round(ctx context.Context, r *Round, s *Session) error
 }
@@ -111,6 +112,7 @@ func (r *Runner) loop(ctx context.Context, t *Target, s *Session, sem chan struc
 		case sem <- struct{}{}:
 		}
 		start := time.Now()
+		before := *s
 		round := Attest(ctx, t, s)
 		<-sem
 		if ctx.Err() != nil && round.Response == nil {
@@ -118,7 +120,12 @@ func (r *Runner) loop(ctx context.Context, t *Target, s *Session, sem chan struc
 		}
 		var sinkErr error
 		if r.Sink != nil {
-			sinkErr = r.Sink.Round(ctx, round, s)
+			if sinkErr = r.Sink.Round(ctx, round, s); sinkErr != nil {
+				// Not recorded: forget the round, so the next one asks
+				// the agent for the same IMA entries again and the
+				// archive has no hole.
+				*s = before
+			}
 		}
 		transport := round.Response == nil
 		if transport {
