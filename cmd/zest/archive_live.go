@@ -116,4 +116,3 @@ func (l *liveArchive) Close() {
 	l.log.Close()
 	l.st.Close()
 }
-
