@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +20,7 @@ type liveArchive struct {
 	flags archiveFlags
 	st    archive.Store
 	rec   *archive.Recorder
-	log   *archive.LocalLog
+	log   *archive.LocalLog // nil when records go to Rekor
 	stop  context.CancelFunc
 	done  chan struct{}
 }
@@ -36,7 +37,7 @@ func archiveSpec(spec string) archiveFlags {
 // openLiveArchive opens the store, loads or creates the verifier key
 // (DIR/verifier-key.pem unless keyPath is given; trusted in
 // DIR/verifiers.pem) and starts draining the outbox into the embedded log.
-func (a *app) openLiveArchive(ctx context.Context, f archiveFlags, keyPath string) (*liveArchive, error) {
+func (a *app) openLiveArchive(ctx context.Context, f archiveFlags, keyPath, rekorURL string) (*liveArchive, error) {
 	st, err := f.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
@@ -65,20 +66,41 @@ func (a *app) openLiveArchive(ctx context.Context, f archiveFlags, keyPath strin
 	if err := trustSigner(f.verifiersPath(), signer); err != nil {
 		return fail(err)
 	}
-	ll, err := archive.OpenLocalLog(f.logDir(), "zest-archive/"+hostname())
-	if err != nil {
-		return fail(err)
+	l := &liveArchive{flags: f, st: st, done: make(chan struct{})}
+	var tl archive.TransparencyLog
+	if rekorURL != "" {
+		rl, err := archive.NewRekorLog(rekorURL)
+		if err != nil {
+			return fail(err)
+		}
+		// Pin the log's key on first use, as zest archive drain does; a
+		// Rekor that is down now is pinned later by drain.
+		if _, err := os.Stat(f.rekorKeyPath()); errors.Is(err, os.ErrNotExist) {
+			if k, err := rl.Key(ctx); err == nil {
+				b, _ := json.MarshalIndent(k, "", "  ")
+				if err := writeFileAtomic(f.rekorKeyPath(), append(b, '\n'), 0o644); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		tl = rl
+	} else {
+		if l.log, err = archive.OpenLocalLog(f.logDir(), "zest-archive/"+hostname()); err != nil {
+			return fail(err)
+		}
+		tl = l.log
 	}
 	keys, _, err := f.trust(nil, "")
 	if err != nil {
-		ll.Close()
+		l.closeLog()
 		return fail(err)
 	}
-	l := &liveArchive{flags: f, st: st, log: ll, done: make(chan struct{})}
-	l.rec = &archive.Recorder{W: &archive.Writer{Store: st, Signer: signer, Log: archive.LogLocal}, Verifier: "zest@" + hostname()}
+	l.rec = &archive.Recorder{W: &archive.Writer{Store: st, Signer: signer, Log: tl.Name()}, Verifier: "zest@" + hostname()}
 	octx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
-	ob := &archive.Outbox{Store: st, Log: ll, Keys: keys, OnError: func(err error) { a.note("archive: %v", err) }}
+	// The outbox retries with backoff while the log is unreachable; rounds
+	// keep being committed meanwhile and drain when it is back.
+	ob := &archive.Outbox{Store: st, Log: tl, Keys: keys, OnError: func(err error) { a.note("archive: %v", err) }}
 	go func() {
 		defer close(l.done)
 		_ = ob.Run(octx, time.Second)
@@ -113,6 +135,12 @@ func (l *liveArchive) register(ctx context.Context, id string, af *agentFlags, p
 func (l *liveArchive) Close() {
 	l.stop()
 	<-l.done
-	l.log.Close()
+	l.closeLog()
 	l.st.Close()
+}
+
+func (l *liveArchive) closeLog() {
+	if l.log != nil {
+		l.log.Close()
+	}
 }

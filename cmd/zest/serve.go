@@ -53,6 +53,9 @@ type serveConfig struct {
 		Dir string `json:"dir"`
 		DB  string `json:"db"`
 		Key string `json:"key"`
+		// Rekor, when set, is the transparency log instead of the
+		// embedded one.
+		Rekor string `json:"rekor"`
 	} `json:"archive"`
 	// Defaults apply to every agent that does not set its own policies.
 	Defaults policyFlags   `json:"defaults"`
@@ -174,7 +177,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 		if f.dir == "" {
 			f.dir = "zest-archive"
 		}
-		if live, err = a.openLiveArchive(ctx, f, cfg.Archive.Key); err != nil {
+		if live, err = a.openLiveArchive(ctx, f, cfg.Archive.Key, cfg.Archive.Rekor); err != nil {
 			return err
 		}
 		defer live.Close()

@@ -25,6 +25,7 @@ import (
 // attested on an interval, /status and /metrics report it, and the
 // evidence API answers Keylime's quote vector.
 func TestServe(t *testing.T) {
+	testStart := time.Now().UTC().Format(time.RFC3339Nano)
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
 	dir := t.TempDir()
 	write := func(name string, b []byte) {
@@ -56,6 +57,7 @@ func TestServe(t *testing.T) {
 listen: 127.0.0.1:0
 insecure_loopback: true
 interval: 50ms
+archive: {dir: archive}
 client: {cert: client.crt, key: client.key}
 defaults: {runtime_policy: policy.json}
 agents:
@@ -147,6 +149,26 @@ agents:
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Every round, pulled and pushed, is in the archive and proven in its
+	// transparency log (the outbox drains on shutdown).
+	var out, errb bytes.Buffer
+	if code := Main([]string{"archive", "status", "--json", "--dir", filepath.Join(dir, "archive")}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("archive status: %d %s", code, errb.String())
+	}
+	var st struct {
+		Registrations, Rounds, Proved int64
+		Backlog                       map[string]int64
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Registrations != 2 || st.Rounds < 4 || st.Proved != st.Rounds+st.Registrations || st.Backlog["local"] != 0 {
+		t.Fatalf("archive after serve: %s", out.String())
+	}
+	out.Reset()
+	if code := Main([]string{"archive", "replay", "--dir", filepath.Join(dir, "archive"), "--agent", pa.UUID(), "--from", testStart, "--gap-factor", "1000", "--json"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("replay of the push agent: %d %s %s", code, out.String(), errb.String())
 	}
 }
 

@@ -301,7 +301,7 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 	}
 	var live *liveArchive
 	if arch.spec != "" {
-		if live, err = a.openLiveArchive(ctx, archiveSpec(arch.spec), arch.key); err != nil {
+		if live, err = a.openLiveArchive(ctx, archiveSpec(arch.spec), arch.key, arch.rekor); err != nil {
 			return err
 		}
 		defer live.Close()
@@ -358,10 +358,11 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 }
 
 // archiveOpts are zest verify's archive flags.
-type archiveOpts struct{ spec, key string }
+type archiveOpts struct{ spec, key, rekor string }
 
 func (o *archiveOpts) register(c *cobra.Command) {
 	c.Flags().StringVar(&o.spec, "archive", "", "record every round in this archive: a directory (embedded SQLite store and transparency log) or a postgres:// URL")
+	c.Flags().StringVar(&o.rekor, "archive-rekor", "", "enter archived records in this Rekor `URL` instead of the embedded transparency log")
 	c.Flags().StringVar(&o.key, "archive-key", "", "verifier signing key `FILE` for archived records (default: DIR/verifier-key.pem, created if missing)")
 }
 
