@@ -22,6 +22,9 @@ build:
 bench:
 	ZEST_BENCH_TREE_MB=$${ZEST_BENCH_TREE_MB:-1024} $(GO) test -run='^$$' -bench=. -benchtime=3x ./digests/fstree/
 	$(GO) test -run='^$$' -bench=. -benchmem ./digests/imalog/ ./policygen/... ./schema/ ./digests/initrd/ ./digests/rpm/ ./digests/rpmrepo/ ./digests/deb/ ./digests/pe/ ./digests/eventlog/
+	# archive: ingest (SQLite, PostgreSQL at 127.0.0.1:5432) vs a bare INSERT,
+	# replay vs a bare scan.
+	$(GO) test -run='^$$' -bench=. -benchtime=3x ./archive/
 
 # Run every fuzz target for FUZZTIME each (seed corpora also run in `make test`).
 FUZZTIME ?= 30s
