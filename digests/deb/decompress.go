@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
-	"github.com/ulikunitz/xz/lzma"
 )
 
 // MaxWindow bounds the dictionary (xz) or window (zstd) a data member may ask
@@ -271,7 +270,7 @@ func xzCheckBlockHeader(hdr []byte) error {
 
 // newXz returns a decoder of one xz stream behind an xzGuard.
 func newXz(br *bufio.Reader) (io.Reader, error) {
-	return xz.ReaderConfig{DictCap: lzma.MinDictCap, SingleStream: true}.NewReader(&xzGuard{br: br})
+	return xz.ReaderConfig{DictCap: MaxWindow, SingleStream: true}.NewReader(&xzGuard{br: br})
 }
 
 func truncation(err error) error {

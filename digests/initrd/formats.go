@@ -28,7 +28,7 @@ import (
 // xz --x86 and the like are refused.
 func newXZ(in *input) (io.Reader, error) {
 	sp := newXZSplitter(in)
-	z, err := xz.ReaderConfig{DictCap: lzma.MinDictCap, SingleStream: true}.NewReader(sp)
+	z, err := xz.ReaderConfig{DictCap: MaxWindow, SingleStream: true}.NewReader(sp)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func newLZMA(in *input) (io.Reader, error) {
 	if dict := binary.LittleEndian.Uint32(hdr[1:5]); dict > MaxWindow {
 		return nil, fmt.Errorf("%w: lzma dictionary of %d bytes (limit %d)", ErrTooLarge, dict, MaxWindow)
 	}
-	return lzma.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(in)
+	return lzma.ReaderConfig{DictCap: MaxWindow}.NewReader(in)
 }
 
 func eofIsUnexpected(err error) error {

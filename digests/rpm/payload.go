@@ -283,7 +283,7 @@ func decompressor(name string, br *bufio.Reader) (io.Reader, func(), error) {
 	case "bzip2":
 		return bzip2.NewReader(br), nop, nil
 	case "xz":
-		z, err := xz.ReaderConfig{DictCap: lzma.MinDictCap, SingleStream: true}.NewReader(&xzGuard{br: br})
+		z, err := xz.ReaderConfig{DictCap: MaxWindow, SingleStream: true}.NewReader(&xzGuard{br: br})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -296,7 +296,7 @@ func decompressor(name string, br *bufio.Reader) (io.Reader, func(), error) {
 		if dict := binary.LittleEndian.Uint32(hdr[1:5]); dict > MaxWindow {
 			return nil, nil, fmt.Errorf("lzma dictionary of %d bytes (limit %d)", dict, MaxWindow)
 		}
-		z, err := lzma.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(br)
+		z, err := lzma.ReaderConfig{DictCap: MaxWindow}.NewReader(br)
 		if err != nil {
 			return nil, nil, err
 		}
