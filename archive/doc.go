@@ -12,3 +12,19 @@
 // through the RoundVerifier interface, so it imports nothing from verifier/
 // except verifier/failure; verifier and digests must never import archive.
 package archive
+
+// Wiring (for the verifier and the CLI):
+//
+//	st, _ := archive.OpenStore(ctx, dsn, archive.OpenOptions{Migrate: !archive.IsPostgres(dsn)})
+//	signer, _ := archive.LoadSigner(keyPath)
+//	w := &archive.Writer{Store: st, Signer: signer, Log: archive.LogLocal} // or LogRekor
+//	// once per agent registration:
+//	w.RecordRegistration(ctx, &archive.Registration{AgentID: id, Time: t, AK: ak.Ref, ...}, ak)
+//	// after every round (the record, its blobs and the outbox row commit together):
+//	w.RecordRound(ctx, &archive.Round{...Evidence, policies by Ref, Verdict, Failures}, blobs...)
+//	// in the background, until shutdown:
+//	log, _ := archive.OpenLocalLog(dir, origin) // or archive.NewRekorLog(url)
+//	(&archive.Outbox{Store: st, Log: log, Keys: keyring}).Run(ctx, time.Second)
+//
+// Replay re-evaluates evidence through a RoundVerifier the verifier
+// package provides; without one it reports verdicts as recorded.

@@ -269,3 +269,15 @@ func FuzzReadBundle(f *testing.F) {
 		ReadBundle(bytes.NewReader(b))
 	})
 }
+
+// TestReplayPostgres: the same replay over the real PostgreSQL store.
+func TestReplayPostgres(t *testing.T) {
+	f := newFixture(t, pgDSN(t), 10, map[uint64]bool{5: true, 6: true, 7: true}, 0)
+	rep, err := Replay(context.Background(), f.st, "a1", t0.Add(2*time.Second), t0.Add(22*time.Second), f.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Continuous || rep.Rounds != 7 || len(rep.Gaps) != 1 || rep.FirstFailure == nil || rep.FirstFailure.Seq != 8 {
+		t.Fatalf("%s first %+v gaps %v", rep, rep.FirstFailure, rep.Gaps)
+	}
+}
