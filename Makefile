@@ -21,7 +21,10 @@ build:
 # ZEST_BENCH_TREE_MB sizes the rootfs tree (the issue's target is 1-2 GB).
 bench:
 	ZEST_BENCH_TREE_MB=$${ZEST_BENCH_TREE_MB:-1024} $(GO) test -run='^$$' -bench=. -benchtime=3x ./digests/fstree/
-	$(GO) test -run='^$$' -bench=. -benchmem ./digests/imalog/ ./policygen/... ./schema/ ./digests/initrd/ ./digests/rpm/ ./digests/rpmrepo/ ./digests/deb/ ./digests/pe/ ./digests/eventlog/ ./verifier/keylime/ ./verifier/quote/ ./verifier/mb/ ./verifier/ima/ ./digests/firmware/ # archive: ingest (SQLite, PostgreSQL at 127.0.0.1:5432) vs a bare INSERT, # replay vs a bare scan. -benchtime=3x ./archive/
+	$(GO) test -run='^$$' -bench=. -benchmem ./digests/imalog/ ./policygen/... ./schema/ ./digests/initrd/ ./digests/rpm/ ./digests/rpmrepo/ ./digests/deb/ ./digests/pe/ ./digests/eventlog/ ./digests/firmware/ ./verifier/keylime/ ./verifier/quote/ ./verifier/mb/ ./verifier/ima/
+	# archive: ingest (SQLite, PostgreSQL at 127.0.0.1:5432) vs a bare INSERT,
+	# replay vs a bare scan.
+	$(GO) test -run='^$$' -bench=. -benchtime=3x ./archive/
 
 # Run every fuzz target for FUZZTIME each (seed corpora also run in `make test`).
 FUZZTIME ?= 30s
