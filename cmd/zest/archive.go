@@ -21,7 +21,14 @@ import (
 // roundVerifier is the verifier replay re-evaluates rounds with. Until the
 // verifier library is wired here it is nil, and replay reports verdicts as
 // recorded (signatures, proofs and blob hashes still checked).
-func (a *app) roundVerifier() archive.RoundVerifier { return &archive.Reverifier{} }
+// roundVerifier re-evaluates archived evidence with the verifier library,
+// unless recorded is set (integrity and continuity checks only).
+func (a *app) roundVerifier(recorded bool) archive.RoundVerifier {
+	if recorded {
+		return nil
+	}
+	return &archive.Reverifier{}
+}
 
 // archiveFlags are shared by the archive subcommands.
 type archiveFlags struct {
@@ -437,6 +444,7 @@ type windowFlags struct {
 	logKey          string
 	gapFactor       float64
 	allowUnproven   bool
+	recorded        bool
 }
 
 func (w *windowFlags) register(c *cobra.Command) {
@@ -447,6 +455,7 @@ func (w *windowFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&w.logKey, "log-key", "", "trusted transparency log keys (JSON list; default: the archive's logs)")
 	c.Flags().Float64Var(&w.gapFactor, "gap-factor", 3, "a pause longer than this many polling intervals is a gap")
 	c.Flags().BoolVar(&w.allowUnproven, "allow-unproven", false, "accept records that have no transparency proof yet")
+	c.Flags().BoolVar(&w.recorded, "recorded", false, "do not re-evaluate the evidence: check integrity and continuity, report verdicts as recorded")
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -490,7 +499,7 @@ func (a *app) replayWindow(ctx context.Context, f *archiveFlags, w *windowFlags)
 	}
 	defer st.Close()
 	return archive.Replay(ctx, st, w.agent, from, to, archive.ReplayOptions{
-		Keys: keys, Logs: logs, AllowUnproven: w.allowUnproven, GapFactor: w.gapFactor, Verifier: a.roundVerifier()})
+		Keys: keys, Logs: logs, AllowUnproven: w.allowUnproven, GapFactor: w.gapFactor, Verifier: a.roundVerifier(w.recorded)})
 }
 
 // printReport writes the human summary and returns exit 1 unless the
@@ -592,7 +601,8 @@ func (a *app) archiveExportCmd() *cobra.Command {
 func (a *app) archiveAuditCmd() *cobra.Command {
 	var keyFiles []string
 	var logKey string
-	var asJSON bool
+	var asJSON, recorded bool
+	var gapFactor float64
 	c := &cobra.Command{
 		Use:   "audit BUNDLE.tar.zst",
 		Short: "Verify an audit bundle offline (no database); exit 0 only if continuously attested",
@@ -638,7 +648,7 @@ func (a *app) archiveAuditCmd() *cobra.Command {
 				}
 			}
 			m := b.Manifest
-			rep, err := archive.Replay(cmd.Context(), b, m.AgentID, m.From, m.To, archive.ReplayOptions{Keys: keys, Logs: logs, Verifier: a.roundVerifier()})
+			rep, err := archive.Replay(cmd.Context(), b, m.AgentID, m.From, m.To, archive.ReplayOptions{Keys: keys, Logs: logs, GapFactor: gapFactor, Verifier: a.roundVerifier(recorded)})
 			if err != nil {
 				return err
 			}
@@ -648,6 +658,8 @@ func (a *app) archiveAuditCmd() *cobra.Command {
 	c.Flags().StringSliceVar(&keyFiles, "key", nil, "trusted verifier public key (PEM); default: the bundle's")
 	c.Flags().StringVar(&logKey, "log-key", "", "trusted transparency log keys (JSON list); default: the bundle's")
 	c.Flags().BoolVar(&asJSON, "json", false, "machine-readable output")
+	c.Flags().Float64Var(&gapFactor, "gap-factor", 3, "a pause longer than this many polling intervals is a gap")
+	c.Flags().BoolVar(&recorded, "recorded", false, "do not re-evaluate the evidence: check integrity and continuity, report verdicts as recorded")
 	return c
 }
 

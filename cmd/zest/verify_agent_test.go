@@ -176,7 +176,7 @@ func TestVerifyArchiveReplayAudit(t *testing.T) {
 	if code, out, errs := main("archive", "export", "--dir", arch, "--agent", a.UUID(), "--from", from, "--to", mid, "--gap-factor", "100", "-o", bundle); code != 0 {
 		t.Fatalf("export: exit %d\n%s\n%s", code, out, errs)
 	}
-	code, out, errs = main("archive", "audit", bundle)
+	code, out, errs = main("archive", "audit", "--gap-factor", "100", bundle)
 	if code != 0 || !strings.Contains(out, "continuous") {
 		t.Fatalf("audit: exit %d\n%s\n%s", code, out, errs)
 	}
