@@ -273,6 +273,14 @@ func TestEvaluateTamperedLog(t *testing.T) {
 			e.Index = 203
 			l.Events = append(l.Events, e)
 		}, []string{CheckRepeated}, 203},
+		{"chainloader after linux", func(l *eventlog.Log) {
+			// GRUB's linux command logged the expected command line, then
+			// a chainloaded image (which is what runs) got its own.
+			const cmd = "chainloader /evil.efi"
+			e := eventlog.Event{Index: 205, PCR: 8, Type: eventlog.EV_IPL, Data: []byte("grub_cmd: " + cmd + "\x00"),
+				Digests: []eventlog.Digest{{ID: eventlog.AlgSHA256, Algorithm: digests.SHA256, Value: sha([]byte(cmd))}}}
+			l.Events = append(l.Events, e)
+		}, []string{CheckBootChain}, -1},
 		{"unknown PCR 9 file", func(l *eventlog.Log) {
 			e := *find(l, 9, eventlog.EV_IPL, "initramfs")
 			e.Index = 204
