@@ -31,9 +31,16 @@ const maxComponentSize = 1 << 30
 // checked against the header's file digest.
 type BootChainFiles struct {
 	Shim, Grub, Kernel, Initrd string
+	// NoInitrd says the boot measures no initrd (GRUB chainloads the
+	// kernel and its EFI stub loads initrd= unmeasured, as Linux 6.1's
+	// does): the entry gets InitrdUnmeasured instead of InitrdPlain, and
+	// zest's evaluator requires that no initrd is logged. Initrd must then
+	// be empty.
+	NoInitrd bool
 	// Cmdline is the kernel command line as GRUB logs it after
 	// "kernel_cmdline: " (the linux command's arguments, kernel path
-	// first, e.g. "/vmlinuz-6.1.0-28-amd64 root=UUID=... ro quiet").
+	// first, e.g. "/vmlinuz-6.1.0-28-amd64 root=UUID=... ro quiet"), or
+	// after "grub_cmd: chainloader " when GRUB chainloads the kernel.
 	Cmdline string
 }
 
@@ -53,7 +60,13 @@ func BootChain(ctx context.Context, f BootChainFiles) (MBKernel, error) {
 	need("shim", f.Shim)
 	need("GRUB", f.Grub)
 	need("kernel", f.Kernel)
-	need("initrd", f.Initrd)
+	if f.NoInitrd {
+		if f.Initrd != "" {
+			errs = append(errs, errors.New("boot chain: an initrd given for a chain that measures none"))
+		}
+	} else {
+		need("initrd", f.Initrd)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return k, err
 	}
@@ -67,15 +80,18 @@ func BootChain(ctx context.Context, f BootChainFiles) (MBKernel, error) {
 	if k.KernelAuthcode, k.VmlinuzPlain, err = authcode(ctx, f.Kernel, roleKernel); err != nil {
 		return k, err
 	}
-	b, name, err := readComponent(ctx, f.Initrd, roleInitrd)
-	if err != nil {
-		return k, err
+	k.InitrdUnmeasured = f.NoInitrd
+	if !f.NoInitrd {
+		b, name, err := readComponent(ctx, f.Initrd, roleInitrd)
+		if err != nil {
+			return k, err
+		}
+		if len(b) == 0 {
+			return k, fmt.Errorf("initrd %s: empty file", name)
+		}
+		sum := sha256.Sum256(b)
+		k.InitrdPlain = sum[:]
 	}
-	if len(b) == 0 {
-		return k, fmt.Errorf("initrd %s: empty file", name)
-	}
-	sum := sha256.Sum256(b)
-	k.InitrdPlain = sum[:]
 	k.KernelCmdline = PythonRegexpEscape(f.Cmdline)
 	return k, nil
 }

@@ -1,6 +1,7 @@
 package policygen
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -94,6 +95,7 @@ func TestBootChainErrors(t *testing.T) {
 		{"truncated PE", func(f *BootChainFiles) { f.Kernel = broken }, "kernel: "},
 		{"not a PE", func(f *BootChainFiles) { f.Grub = filepath.Join("..", "fixtures", "eventlog", "mb_log.b64") }, "GRUB: "},
 		{"deb without member", func(f *BootChainFiles) { f.Shim = filepath.Join("..", "fixtures", "deb", "gzip.deb") }, "has no shim image"},
+		{"initrd and no initrd", func(f *BootChainFiles) { f.NoInitrd = true }, "an initrd given for a chain that measures none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +106,35 @@ func TestBootChainErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestBootChainNoInitrd: a chain whose initrd nobody measures (GRUB
+// chainloader, Linux 6.1's stub) says so instead of carrying a digest, and
+// the refstate round-trips.
+func TestBootChainNoInitrd(t *testing.T) {
+	k, err := BootChain(context.Background(), BootChainFiles{Shim: pefix("odd.efi"), Grub: pefix("odd.efi"), Kernel: pefix("even.efi"), NoInitrd: true, Cmdline: "/vmlinuz ro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.InitrdUnmeasured || k.InitrdPlain != nil || k.KernelAuthcode == nil || k.VmlinuzPlain == nil {
+		t.Fatalf("kernel entry %+v", k)
+	}
+	r := &MBRefstate{ScrtmAndBios: []MBFirmware{{SCRTM: MBDigest{"sha256": make(Hex, 32)}}}}
+	r.AddKernel(k)
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"initrd_unmeasured": true`)) || bytes.Contains(b, []byte("initrd_plain_sha256")) {
+		t.Errorf("refstate:\n%s", b)
+	}
+	back, err := ParseMBRefstate(b, "r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Kernels[0].Equal(k) {
+		t.Errorf("round trip: %+v, want %+v", back.Kernels[0], k)
 	}
 }
 

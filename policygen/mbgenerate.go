@@ -24,6 +24,12 @@ type MBGenerateOptions struct {
 // and MBGenerateOptions.WithoutSecureBoot is not set.
 var ErrSecureBootDisabled = errors.New("the event log has Secure Boot disabled")
 
+// chainloadPrefix starts GRUB's PCR 8 string for `chainloader PATH ARGS`:
+// when GRUB chainloads the kernel, that command's arguments (kernel path
+// first) are the kernel command line, and there is no "kernel_cmdline: "
+// event.
+const chainloadPrefix = "grub_cmd: chainloader "
+
 // GenerateMBRefstate derives a refstate from the event log of a golden
 // machine exactly as Keylime's create_mb_policy does from tpm2_eventlog's
 // output (same values, same sets; see policygen's tests over Keylime's
@@ -36,6 +42,14 @@ var ErrSecureBootDisabled = errors.New("the event log has Secure Boot disabled")
 //     2 without, no initrd, vmlinuz or kernel_cmdline event, no S-CRTM
 //     version) is an error naming what is missing (Keylime writes a refstate
 //     its own policy rejects as "lacks fields");
+//   - a kernel GRUB chainloaded (a "grub_cmd: chainloader " event in PCR 8
+//     and no "kernel_cmdline: " one) is a boot chain too: kernel_cmdline is
+//     the chainloader command's arguments, kernel_authcode the third PCR 4
+//     application even with Secure Boot off, and without an initrd event
+//     in PCR 9 the entry has initrd_unmeasured (a zest extension; Linux
+//     6.1's EFI stub does not measure an initrd= it loads) instead of
+//     initrd_plain_sha256: zest's evaluator then requires that no initrd
+//     is logged, and Keylime rejects the entry;
 //   - PK/KEK/db/dbx data that is not a valid EFI_SIGNATURE_LIST sequence is
 //     an error naming the event (tpm2_eventlog prints hex, Keylime drops it).
 //
@@ -84,7 +98,7 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 	fw.PlatformFirmware = []MBDigest{}
 	keys := map[string]*[]MBSignature{"pk": &r.PK, "kek": &r.KEK, "db": &r.DB, "dbx": &r.DBX}
 	var bsas []*eventlog.Event
-	var initrd, vmlinuz, cmdline *eventlog.Event
+	var initrd, vmlinuz, cmdline, chainload *eventlog.Event
 	for i := range log.Events {
 		e := &log.Events[i]
 		switch e.Type {
@@ -135,6 +149,9 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 			if e.PCR == 8 && cmdline == nil && strings.Contains(s, "kernel_cmdline") {
 				cmdline = e
 			}
+			if e.PCR == 8 && chainload == nil && strings.HasPrefix(s, chainloadPrefix) {
+				chainload = e
+			}
 		case eventlog.EV_EFI_BOOT_SERVICES_APPLICATION:
 			if FirmwareApp(e) {
 				// Keylime skips these; zest also pins their digest.
@@ -162,14 +179,26 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 			return nil, fmt.Errorf("refstate: expected 3 UEFI applications in PCR 4 (shim, GRUB, kernel) with Secure Boot on, the log has %d%s", len(bsas), bsaList(bsas))
 		}
 		k.KernelAuthcode = sha(bsas[2])
+	} else if chainload != nil && cmdline == nil && len(bsas) == 3 {
+		// GRUB chainloaded the kernel: the firmware's LoadImage measured it.
+		k.KernelAuthcode = sha(bsas[2])
 	} else if len(bsas) != 2 {
 		return nil, fmt.Errorf("refstate: expected 2 UEFI applications in PCR 4 (shim, GRUB) with Secure Boot off, the log has %d%s", len(bsas), bsaList(bsas))
 	}
 	k.ShimAuthcode, k.GrubAuthcode = sha(bsas[0]), sha(bsas[1])
-	if initrd != nil {
+	switch {
+	case initrd != nil:
 		k.InitrdPlain = sha(initrd)
-	} else {
+	case chainload != nil && cmdline == nil:
+		// A chainloaded kernel's stub loads the initrd itself; Linux 6.1
+		// does not measure it. The entry says so.
+		k.InitrdUnmeasured = true
+	default:
 		missing = append(missing, "an initrd (PCR 9 EV_IPL naming initrd or initramfs)")
+	}
+	if cmdline == nil && chainload != nil {
+		s, _ := eventlog.IPLString(chainload)
+		k.KernelCmdline = PythonRegexpEscape(strings.TrimPrefix(s, chainloadPrefix))
 	}
 	if !sb {
 		if vmlinuz != nil {
@@ -178,7 +207,9 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 			missing = append(missing, "a kernel (PCR 9 EV_IPL naming vmlinuz)")
 		}
 	}
-	if cmdline != nil {
+	switch {
+	case cmdline == nil && chainload != nil:
+	case cmdline != nil:
 		s, _ := eventlog.IPLString(cmdline)
 		// Keylime slices len("kernel_cmdline: ") characters off the string
 		// wherever "kernel_cmdline" occurs in it.
@@ -186,7 +217,7 @@ func generate(log *eventlog.Log, opts MBGenerateOptions, withKernels bool) (*MBR
 		if len(rs) > 16 {
 			k.KernelCmdline = PythonRegexpEscape(string(rs[16:]))
 		}
-	} else {
+	default:
 		missing = append(missing, "a kernel command line (PCR 8 EV_IPL \"kernel_cmdline: ...\")")
 	}
 	if len(missing) > 0 {

@@ -63,7 +63,17 @@ type MBKernel struct {
 	KernelAuthcode Hex `json:"kernel_authcode_sha256,omitempty"`
 	ShimAuthcode   Hex `json:"shim_authcode_sha256"`
 	GrubAuthcode   Hex `json:"grub_authcode_sha256"`
-	InitrdPlain    Hex `json:"initrd_plain_sha256"`
+	// InitrdPlain is the sha256 of the initrd file GRUB (or the Linux EFI
+	// stub) measured into PCR 9. Required unless InitrdUnmeasured.
+	InitrdPlain Hex `json:"initrd_plain_sha256,omitempty"`
+	// InitrdUnmeasured (JSON "initrd_unmeasured", a zest extension) says
+	// the boot chain measures no initrd, and the evaluator then requires
+	// that none is logged: GRUB's chainloader starts the kernel through
+	// the firmware's LoadImage, and Linux 6.1's stub loads initrd= without
+	// measuring it, so the initrd is covered by no PCR (only IMA sees the
+	// files inside it). InitrdPlain is then absent, and Keylime's example
+	// policy rejects the entry as lacking a field.
+	InitrdUnmeasured bool `json:"initrd_unmeasured,omitempty"`
 	// VmlinuzPlain is the sha256 of the vmlinuz file GRUB measured into
 	// PCR 9. Required when the refstate has Secure Boot off.
 	VmlinuzPlain Hex `json:"vmlinuz_plain_sha256,omitempty"`
@@ -221,6 +231,15 @@ func ParseMBRefstate(data []byte, name string) (*MBRefstate, error) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	var errs []schema.Error
+	for i, k := range w.Kernels {
+		if err := k.initrdError(); err != "" {
+			errs = append(errs, schema.Error{Path: fmt.Sprintf("$.kernels[%d].initrd_plain_sha256", i), Msg: err})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &MBValidationError{File: name, Errors: errs}
+	}
 	r := &MBRefstate{
 		HasSecureBoot: w.HasSecureBoot == nil || *w.HasSecureBoot,
 		ScrtmAndBios:  w.ScrtmAndBios,
@@ -230,6 +249,17 @@ func ParseMBRefstate(data []byte, name string) (*MBRefstate, error) {
 	}
 	r.normalize()
 	return r, nil
+}
+
+// initrdError says what is wrong with k's initrd fields, or "".
+func (k *MBKernel) initrdError() string {
+	switch {
+	case k.InitrdUnmeasured && k.InitrdPlain != nil:
+		return "given although initrd_unmeasured is true"
+	case !k.InitrdUnmeasured && len(k.InitrdPlain) != 32:
+		return "required: a 32-byte sha256 digest (or initrd_unmeasured: true, a zest extension, for a boot that measures no initrd)"
+	}
+	return ""
 }
 
 // normalize replaces nil lists by empty ones so that Marshal writes [].
@@ -280,7 +310,7 @@ func (r *MBRefstate) Check() error {
 		need := []struct {
 			name string
 			v    Hex
-		}{{"shim_authcode_sha256", k.ShimAuthcode}, {"grub_authcode_sha256", k.GrubAuthcode}, {"initrd_plain_sha256", k.InitrdPlain}}
+		}{{"shim_authcode_sha256", k.ShimAuthcode}, {"grub_authcode_sha256", k.GrubAuthcode}}
 		if r.HasSecureBoot {
 			need = append(need, struct {
 				name string
@@ -296,6 +326,9 @@ func (r *MBRefstate) Check() error {
 			if len(n.v) != 32 {
 				errs = append(errs, fmt.Errorf("%s.%s: %d bytes, want a 32-byte sha256 digest", at, n.name, len(n.v)))
 			}
+		}
+		if err := k.initrdError(); err != "" {
+			errs = append(errs, fmt.Errorf("%s.initrd_plain_sha256: %s", at, err))
 		}
 		for _, opt := range []struct {
 			name string
@@ -406,13 +439,13 @@ func cloneDigests(ds []MBDigest) []MBDigest {
 func (k MBKernel) clone() MBKernel {
 	return MBKernel{KernelAuthcode: slices.Clone(k.KernelAuthcode), ShimAuthcode: slices.Clone(k.ShimAuthcode),
 		GrubAuthcode: slices.Clone(k.GrubAuthcode), InitrdPlain: slices.Clone(k.InitrdPlain),
-		VmlinuzPlain: slices.Clone(k.VmlinuzPlain), KernelCmdline: k.KernelCmdline}
+		VmlinuzPlain: slices.Clone(k.VmlinuzPlain), KernelCmdline: k.KernelCmdline, InitrdUnmeasured: k.InitrdUnmeasured}
 }
 
 // Equal reports whether two kernel entries are identical.
 func (k MBKernel) Equal(o MBKernel) bool {
 	return bytes.Equal(k.KernelAuthcode, o.KernelAuthcode) && bytes.Equal(k.ShimAuthcode, o.ShimAuthcode) &&
-		bytes.Equal(k.GrubAuthcode, o.GrubAuthcode) && bytes.Equal(k.InitrdPlain, o.InitrdPlain) &&
+		bytes.Equal(k.GrubAuthcode, o.GrubAuthcode) && bytes.Equal(k.InitrdPlain, o.InitrdPlain) && k.InitrdUnmeasured == o.InitrdUnmeasured &&
 		bytes.Equal(k.VmlinuzPlain, o.VmlinuzPlain) && k.KernelCmdline == o.KernelCmdline
 }
 

@@ -220,6 +220,9 @@ func TestParseMBRefstateErrors(t *testing.T) {
 	tests := []struct{ name, doc, want string }{
 		{"not json", `{`, "invalid JSON"},
 		{"empty object", `{}`, "kernels"},
+		{"no initrd field", refstateDoc(""), "kernels[0].initrd_plain_sha256: required"},
+		{"initrd unmeasured and given", refstateDoc(`,"initrd_unmeasured":true,"initrd_plain_sha256":"0x` + strings.Repeat("04", 32) + `"`), "given although initrd_unmeasured is true"},
+		{"initrd unmeasured not bool", refstateDoc(`,"initrd_unmeasured":1`), "initrd_unmeasured"},
 		{"upper-case digest", `{"has_secureboot":false,"scrtm_and_bios":[{"scrtm":{"sha256":"0x` + strings.Repeat("AB", 32) + `"},"platform_firmware":[]}],"pk":[],"kek":[],"db":[],"dbx":[],"mokdig":[],"mokxdig":[],"kernels":[]}`, "scrtm"},
 	}
 	for _, tt := range tests {
@@ -230,6 +233,12 @@ func TestParseMBRefstateErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refstateDoc is a Secure Boot off refstate with one kernel entry of
+// shim, vmlinuz and command line plus the given fields.
+func refstateDoc(fields string) string {
+	return `{"has_secureboot":false,"scrtm_and_bios":[{"scrtm":{"sha256":"0x` + strings.Repeat("ab", 32) + `"},"platform_firmware":[]}],"pk":[],"kek":[],"db":[],"dbx":[],"mokdig":[],"mokxdig":[],"kernels":[{"shim_authcode_sha256":"0x` + strings.Repeat("01", 32) + `","grub_authcode_sha256":"0x` + strings.Repeat("02", 32) + `","vmlinuz_plain_sha256":"0x` + strings.Repeat("03", 32) + `","kernel_cmdline":"ro"` + fields + `}]}`
 }
 
 func TestPythonRegexpEscape(t *testing.T) {

@@ -103,10 +103,17 @@ policy, in one of three ways:
       one refstate accepting what any of them accepts.
 
 --cmdline is the text GRUB logs after "kernel_cmdline: ": the linux
-command's arguments including the kernel path.`,
+command's arguments including the kernel path (or, for a kernel GRUB
+chainloads, the chainloader command's arguments). --no-initrd instead of
+--initrd: the boot measures no initrd (chainloader with Linux 6.1's EFI
+stub); the entry says "initrd_unmeasured": true (a zest extension) instead
+of initrd_plain_sha256, and Keylime's example policy rejects it.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			chain := files.Shim != "" || files.Grub != "" || files.Kernel != "" || files.Initrd != "" || cmd.Flags().Changed("cmdline")
+			chain := files.Shim != "" || files.Grub != "" || files.Kernel != "" || files.Initrd != "" || files.NoInitrd || cmd.Flags().Changed("cmdline")
+			if files.NoInitrd && files.Initrd != "" {
+				return usageErrorf("give --initrd or --no-initrd, not both")
+			}
 			var r *policygen.MBRefstate
 			switch {
 			case merge:
@@ -210,6 +217,7 @@ command's arguments including the kernel path.`,
 	f.StringVar(&files.Grub, "grub", "", "GRUB image: `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
 	f.StringVar(&files.Kernel, "kernel", "", "kernel (vmlinuz with EFI stub): `FILE`, PKG.deb|PKG.rpm or PKG.deb|PKG.rpm:/path")
 	f.StringVar(&files.Initrd, "initrd", "", "initrd `FILE` as GRUB loads it (or PKG:/path)")
+	f.BoolVar(&files.NoInitrd, "no-initrd", false, "the boot measures no initrd (GRUB chainloader, Linux 6.1 stub): initrd_unmeasured instead of initrd_plain_sha256")
 	f.StringVar(&files.Cmdline, "cmdline", "", "kernel command line as GRUB logs it (`STR`)")
 	f.BoolVar(&merge, "merge", false, "merge the refstate files given as arguments")
 	f.StringVarP(&out, "output", "o", "", "write the refstate to `FILE` atomically (default: stdout)")

@@ -61,6 +61,13 @@
 //	       applications that did run are still checked)
 //	PCR 5  EV_EFI_GPT_EVENT2, EV_EFI_HANDOFF_TABLES2
 //	PCR 8  "module_cmdline: " strings (GRUB; the initrd itself is pinned in PCR 9)
+//	PCR 8  "grub_cmd: chainloader PATH ARGS" when GRUB chainloads the kernel
+//	       (it logs no kernel_cmdline then): "PATH ARGS" is the command line
+//	       kernel_cmdline must match; the kernel is the third PCR 4
+//	       application (kernel_authcode) with Secure Boot off too; an entry
+//	       with initrd_unmeasured (a zest extension, instead of
+//	       initrd_plain_sha256) requires that no initrd is logged, since
+//	       Linux 6.1's stub loads initrd= unmeasured
 //	PCR 9  EV_EVENT_TAG from the Linux EFI stub: "Linux initrd" (its digest
 //	       must equal the boot chain's initrd) and "LOADED_IMAGE::LoadOptions"
 //	any    a quirk event from digests/eventlog (Verified.Quirks)
@@ -220,7 +227,7 @@ type evaluator struct {
 	initrds        []*eventlog.Event
 	stubInitrds    []*eventlog.Event // Linux EFI stub's LoadFile2 initrd measurements
 	vmlinuz        []*eventlog.Event
-	cmdlines       []*eventlog.Event
+	cmdlines       []*eventlog.Event // "kernel_cmdline: " and "grub_cmd: chainloader " events
 	cmdlineText    []string
 }
 
@@ -607,9 +614,18 @@ func (e *evaluator) grubString(ev *eventlog.Event) {
 		if !e.bound(ev, []byte(rest), "GRUB string after "+strings.TrimSpace(p)) {
 			return
 		}
-		if p == "kernel_cmdline: " {
+		switch {
+		case p == "kernel_cmdline: ":
 			e.cmdlines = append(e.cmdlines, ev)
 			e.cmdlineText = append(e.cmdlineText, rest)
+		case p == "grub_cmd: " && strings.HasPrefix(rest, "chainloader "):
+			// GRUB chainloads the kernel: the command's arguments
+			// (kernel path first) are the kernel command line, and
+			// GRUB logs no kernel_cmdline. Counted with them, so a
+			// log holding both (a linux command, then a chainloaded
+			// image that actually runs) has two and is rejected.
+			e.cmdlines = append(e.cmdlines, ev)
+			e.cmdlineText = append(e.cmdlineText, strings.TrimPrefix(rest, "chainloader "))
 		}
 		return
 	}
@@ -803,10 +819,15 @@ func (e *evaluator) kernelMismatch(k policygen.MBKernel) (reason string, isErr b
 			return fmt.Sprintf("%s (event %d) Authenticode %s, want %x", names[i], ev.Index, e.digest(ev), want[i]), false
 		}
 	}
-	if len(e.initrds) != 1 {
+	if k.InitrdUnmeasured {
+		// The entry measures no initrd (chainloader with Linux 6.1): none
+		// may be logged.
+		if n := len(e.initrds) + len(e.stubInitrds); n != 0 {
+			return fmt.Sprintf("%d initrd events in PCR 9, want none (initrd_unmeasured)", n), false
+		}
+	} else if len(e.initrds) != 1 {
 		return fmt.Sprintf("%d initrd events in PCR 9, want 1", len(e.initrds)), false
-	}
-	if !bytes.Equal(e.initrds[0].Digest(e.alg), k.InitrdPlain) {
+	} else if !bytes.Equal(e.initrds[0].Digest(e.alg), k.InitrdPlain) {
 		return fmt.Sprintf("initrd (event %d) sha256 %s, want %x", e.initrds[0].Index, e.digest(e.initrds[0]), []byte(k.InitrdPlain)), false
 	}
 	for _, si := range e.stubInitrds {
@@ -821,7 +842,7 @@ func (e *evaluator) kernelMismatch(k policygen.MBKernel) (reason string, isErr b
 		return fmt.Sprintf("vmlinuz (event %d) sha256 %s, want %x", e.vmlinuz[0].Index, e.digest(e.vmlinuz[0]), []byte(k.VmlinuzPlain)), false
 	}
 	if len(e.cmdlines) != 1 {
-		return fmt.Sprintf("%d kernel_cmdline events in PCR 8, want 1", len(e.cmdlines)), false
+		return fmt.Sprintf("%d kernel command line events in PCR 8 (kernel_cmdline or grub_cmd: chainloader), want 1", len(e.cmdlines)), false
 	}
 	re, err := compileCmdline(k.KernelCmdline)
 	if err != nil {

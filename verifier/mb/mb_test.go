@@ -273,6 +273,14 @@ func TestEvaluateTamperedLog(t *testing.T) {
 			e.Index = 203
 			l.Events = append(l.Events, e)
 		}, []string{CheckRepeated}, 203},
+		{"chainloader after linux", func(l *eventlog.Log) {
+			// GRUB's linux command logged the expected command line, then
+			// a chainloaded image (which is what runs) got its own.
+			const cmd = "chainloader /evil.efi"
+			e := eventlog.Event{Index: 205, PCR: 8, Type: eventlog.EV_IPL, Data: []byte("grub_cmd: " + cmd + "\x00"),
+				Digests: []eventlog.Digest{{ID: eventlog.AlgSHA256, Algorithm: digests.SHA256, Value: sha([]byte(cmd))}}}
+			l.Events = append(l.Events, e)
+		}, []string{CheckBootChain}, -1},
 		{"unknown PCR 9 file", func(l *eventlog.Log) {
 			e := *find(l, 9, eventlog.EV_IPL, "initramfs")
 			e.Index = 204
@@ -379,5 +387,48 @@ func TestVerifyFailures(t *testing.T) {
 	fails = VerifyFailures(err)
 	if len(fails) != 1 || fails[0].ID != failure.MBParser || fails.Verdict() != failure.VerdictError || fails[0].Context["offset"] != 4 {
 		t.Errorf("parse error: %v", fails)
+	}
+}
+
+// TestEvaluateChainloader evaluates the golden VM's real boots (OVMF, shim,
+// GRUB chainloading Linux 6.1, with and without Secure Boot): the kernel
+// command line is GRUB's chainloader command, no initrd is measured, and
+// the refstate generated from each log accepts it. An entry that expects
+// an initrd, another command line or another kernel rejects it.
+func TestEvaluateChainloader(t *testing.T) {
+	for _, tt := range []struct {
+		log       string
+		withoutSB bool
+	}{
+		{"../goldenvm/testdata/ovmf-shim-grub-6.1.binary_bios_measurements", true},
+		{"../goldenvm/testdata/ovmf-secureboot-shim-grub-6.1.binary_bios_measurements", false},
+	} {
+		t.Run(filepath.Base(tt.log), func(t *testing.T) {
+			v := verifyAll(t, parse(t, tt.log), digests.SHA256)
+			r := refstate(t, tt.log, tt.withoutSB)
+			k := r.Kernels[0]
+			const cmdline = `/vmlinuz\ console=ttyS0\ rootfstype=ramfs\ panic=\-1\ ima_policy=tcb\ ima_hash=sha256\ ima_template=ima\-ng\ initrd=\\initrd\.img`
+			if !k.InitrdUnmeasured || k.InitrdPlain != nil || k.KernelAuthcode == nil || k.KernelCmdline != cmdline {
+				t.Fatalf("generated kernel entry %+v", k)
+			}
+			if fails := Evaluate(v, r, Options{}); len(fails) != 0 {
+				t.Fatalf("own refstate: %v", fails)
+			}
+			for name, mod := range map[string]func(*policygen.MBKernel){
+				"initrd expected": func(k *policygen.MBKernel) {
+					k.InitrdUnmeasured, k.InitrdPlain = false, make(policygen.Hex, 32)
+				},
+				"other command line": func(k *policygen.MBKernel) { k.KernelCmdline += `\ quiet` },
+				"other kernel":       func(k *policygen.MBKernel) { k.KernelAuthcode = make(policygen.Hex, 32) },
+			} {
+				bad := *r
+				bk := k
+				mod(&bk)
+				bad.Kernels = []policygen.MBKernel{bk}
+				if got := checks(Evaluate(v, &bad, Options{})); !slices.Equal(got, []string{CheckBootChain}) {
+					t.Errorf("%s: checks %v, want [%s]", name, got, CheckBootChain)
+				}
+			}
+		})
 	}
 }
