@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -318,7 +319,8 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 }
 
 func (a *app) listen(cfg *serveConfig, h http.Handler) (net.Listener, *http.Server, error) {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.New(a.stderr, "zest serve: ", 0)}
 	if cfg.InsecureLoopback {
 		host, _, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
