@@ -1,0 +1,186 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zest-attest/zest/fixtures/agent"
+	"github.com/zest-attest/zest/policygen"
+)
+
+// benchIMALines is the IMA log length of the issue's speed target.
+const benchIMALines = 10_000
+
+// evidenceBodies builds /verify/evidence bodies from a real quote: an agent
+// on the simulator extends its boot_aggregate and n IMA lines into PCR 10 and quotes PCRs 10 and
+// 16; the runtime policy allows every measured file. Each body has its own
+// nonce.
+func evidenceBodies(tb testing.TB, n, count int) [][]byte {
+	tb.Helper()
+	a := agent.StartTest(tb, agent.Options{BootAggregate: true})
+	pol := policygen.NewRuntimePolicy()
+	// The boot_aggregate line: "10 <template hash> ima-ng sha256:<hex> boot_aggregate".
+	ba := strings.Fields(a.IMALog())
+	if len(ba) != 5 || ba[4] != "boot_aggregate" {
+		tb.Fatalf("no boot_aggregate line: %q", ba)
+	}
+	pol.Digests["boot_aggregate"] = []string{strings.TrimPrefix(ba[3], "sha256:")}
+	lines := make([]string, n)
+	for i := range lines {
+		path := fmt.Sprintf("/usr/lib/zest-bench/%05d/lib%d.so", i/100, i)
+		d := digest(path)
+		l, err := agent.IMALine(agent.TemplateIMANG, "sha256", d, path, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lines[i] = l
+		pol.Digests[path] = []string{hex.EncodeToString(d)}
+	}
+	if err := a.AppendIMA(lines...); err != nil {
+		tb.Fatal(err)
+	}
+	rp, err := pol.Marshal(policygen.FormatKeylime)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([][]byte, count)
+	for i := range out {
+		nonce := fmt.Sprintf("zestbench%011d", i)
+		q, err := a.MakeQuote([]byte(nonce), 1<<11-1) // PCRs 0-10: the boot_aggregate covers 0-9
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[i], err = json.Marshal(map[string]any{"type": "tpm", "data": map[string]any{
+			"quote":                q.String(),
+			"nonce":                nonce,
+			"hash_alg":             "sha256",
+			"tpm_ak":               base64.StdEncoding.EncodeToString(a.AKPublic()), // TPM2B_PUBLIC, as Keylime's registrar holds it
+			"tpm_ek":               base64.StdEncoding.EncodeToString(a.EKPublic()),
+			"tpm_policy":           `{"mask": "0x400"}`,
+			"runtime_policy":       string(rp),
+			"ima_measurement_list": a.IMALog(),
+		}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return out
+}
+
+// BenchmarkEvidence posts /v2.3/verify/evidence bodies carrying a real
+// quote and a 10k-line IMA log (with a policy covering it) to zest's HTTP
+// server on 127.0.0.1, and, as the baseline in the same run, times
+// Keylime's own evidence processing (fixtures/bench/keylime_evidence.py)
+// on the same bodies when ZEST_KEYLIME_SRC names a keylime/keylime
+// checkout. Metrics: zest req/s and ms/req, Keylime's, and the speedup.
+func BenchmarkEvidence(b *testing.B) {
+	bodies := evidenceBodies(b, benchIMALines, 4)
+	if d := os.Getenv("ZEST_BENCH_DUMP"); d != "" {
+		_ = os.WriteFile(d, bodies[0], 0o600)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: New(Options{Evidence: Library{}}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + ln.Addr().String() + "/v2.3/verify/evidence"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	post := func(body []byte) error {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 || !bytes.Contains(raw, []byte(`"valid":true`)) {
+			return fmt.Errorf("HTTP %d: %.400s", resp.StatusCode, raw)
+		}
+		return nil
+	}
+	if err := post(bodies[0]); err != nil { // the bodies must verify: timing rejections proves nothing
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(bodies[0])))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		if err := post(bodies[i%len(bodies)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	zest := time.Since(start).Seconds() / float64(b.N)
+	b.StopTimer()
+	b.ReportMetric(1/zest, "req/s")
+	b.ReportMetric(zest*1e3, "ms/req")
+
+	kl, err := keylimeEvidence(b, bodies, 4)
+	if err != nil {
+		b.Logf("Keylime baseline not run: %v", err)
+		return
+	}
+	b.ReportMetric(kl*1e3, "keylime-ms/req")
+	b.ReportMetric(kl/zest, "speedup-vs-keylime")
+}
+
+// keylimeEvidence runs Keylime's handler on the bodies iterations times
+// and returns seconds per request.
+func keylimeEvidence(b *testing.B, bodies [][]byte, iterations int) (float64, error) {
+	src := os.Getenv("ZEST_KEYLIME_SRC")
+	if src == "" {
+		return 0, fmt.Errorf("set ZEST_KEYLIME_SRC to a keylime/keylime checkout")
+	}
+	dir := b.TempDir()
+	args := []string{"../../fixtures/bench/keylime_evidence.py", "--iterations", fmt.Sprint(iterations)}
+	for i, body := range bodies {
+		p := filepath.Join(dir, fmt.Sprintf("body%d.json", i))
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			return 0, err
+		}
+		args = append(args, p)
+	}
+	cmd := exec.Command("/usr/bin/python3", args...)
+	cmd.Env = append(os.Environ(), "ZEST_KEYLIME_SRC="+src)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, lastLines(stderr.String(), 5))
+	}
+	var res struct {
+		Requests int     `json:"requests"`
+		Seconds  float64 `json:"seconds"`
+		Valid    int     `json:"valid"`
+		Failures []any   `json:"failures"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, fmt.Errorf("driver output %q: %v", out, err)
+	}
+	if res.Valid != res.Requests {
+		// Keylime must accept the same evidence, or it timed a shortcut.
+		return 0, fmt.Errorf("Keylime accepted %d of %d bodies: %v", res.Valid, res.Requests, res.Failures)
+	}
+	return res.Seconds / float64(res.Requests), nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
