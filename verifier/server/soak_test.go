@@ -112,8 +112,8 @@ func TestPushSoak(t *testing.T) {
 	heap0, gr0 := heapAndGoroutines()
 	type agentStats struct {
 		rounds, errs, rejected, tooEarly, skipped int
-		lat                                      []time.Duration
-		firstErr                                 error
+		lat                                       []time.Duration
+		firstErr                                  error
 	}
 	stats := make([]agentStats, n)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
