@@ -60,8 +60,10 @@ func soakTPMs(t *testing.T, swtpms int) []*agent.SharedTPM {
 // agent pushes again seconds_to_next_attestation after each answer, as
 // rust-keylime's push agent does. It fails on any error, 429 or rejected
 // round, on a skipped slot (two round starts more than 1.5 intervals plus
-// the round's latency apart), and on heap or goroutine growth; it logs
-// rounds vs the ideal count, p50/p99 round latency and the heap. Run by
+// the previous round's latency apart: a missed round), and on heap or
+// goroutine growth; it logs rounds vs the ideal count at the median
+// latency, p50/p99 round latency (agent-observed, and the verifier's
+// share) and the heap. Run by
 // `make soak`; skipped unless ZEST_SOAK is set.
 func TestPushSoak(t *testing.T) {
 	if testing.Short() || os.Getenv("ZEST_SOAK") == "" {
@@ -100,7 +102,17 @@ func TestPushSoak(t *testing.T) {
 		pushAgents[a.UUID()] = &PushAgent{ID: a.UUID(), AK: ak, Policies: verifier.Policies{Runtime: rt}}
 	}
 	t.Logf("%d agents on %d TPMs created in %v", n, len(tpms), time.Since(setup).Round(time.Millisecond))
-	push, err := NewPush(PushOptions{Agents: pushAgents, Interval: interval})
+	// The verifier's own share of a round: the PATCH from receipt to
+	// verdict (the rest of a round's latency is the agent's TPM, here
+	// one emulator serving many agents).
+	var vmu sync.Mutex
+	var verify []time.Duration
+	onRound := func(r *PushRound) {
+		vmu.Lock()
+		verify = append(verify, r.End.Sub(r.Start))
+		vmu.Unlock()
+	}
+	push, err := NewPush(PushOptions{Agents: pushAgents, Interval: interval, OnRound: onRound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,13 +200,17 @@ func TestPushSoak(t *testing.T) {
 			tot.firstErr = s.firstErr
 		}
 	}
-	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
+	pctOf := func(l []time.Duration) func(float64) time.Duration {
+		slices.Sort(l)
+		return func(p float64) time.Duration {
+			if len(l) == 0 {
+				return 0
+			}
+			return l[min(len(l)-1, int(p*float64(len(l))))]
 		}
-		return all[min(len(all)-1, int(p*float64(len(all))))]
 	}
+	pct := pctOf(all)
+	vpct := pctOf(verify)
 	// Each agent's period is the interval plus its round's latency
 	// (Keylime counts the interval from the evidence); agent i starts at
 	// i/n of an interval, and a round cut off by the end does not count.
@@ -203,18 +219,17 @@ func TestPushSoak(t *testing.T) {
 		left := time.Duration(secs)*time.Second - time.Duration(i)*interval/time.Duration(n) - pct(0.5)
 		ideal += 1 + int(left/(interval+pct(0.5)))
 	}
-	t.Logf("push soak: %d agents × %ds at %v: %d rounds (ideal %d, %.1f%%), %d skipped slots, %d errors, %d rejected, %d premature (429); round latency p50 %v p99 %v max %v",
-		n, secs, interval, tot.rounds, ideal, 100*float64(tot.rounds)/float64(max(ideal, 1)), tot.skipped, tot.errs, tot.rejected, tot.tooEarly,
+	t.Logf("push soak: %d agents × %ds at %v: %d rounds (%.1f%% of %d at the median latency), %d missed (skipped slots), %d errors, %d rejected, %d premature (429); round latency p50 %v p99 %v max %v",
+		n, secs, interval, tot.rounds, 100*float64(tot.rounds)/float64(max(ideal, 1)), ideal, tot.skipped, tot.errs, tot.rejected, tot.tooEarly,
 		pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	t.Logf("verifier share (PATCH receipt to verdict): p50 %v p99 %v max %v over %d rounds",
+		vpct(0.5).Round(time.Microsecond), vpct(0.99).Round(time.Microsecond), vpct(1).Round(time.Microsecond), len(verify))
 	t.Logf("heap %.1f MiB → %.1f MiB, goroutines %d → %d", float64(heap0)/(1<<20), float64(heap1)/(1<<20), gr0, gr1)
 	if tot.errs+tot.rejected+tot.tooEarly > 0 {
 		t.Errorf("failed rounds; first: %v", tot.firstErr)
 	}
-	if missed := ideal - tot.rounds; missed > n/100 { // a round of 1% of agents may straddle the end
-		t.Errorf("%d rounds missed (%d of %d ideal)", missed, tot.rounds, ideal)
-	}
 	if tot.skipped > 0 {
-		t.Errorf("%d skipped slots", tot.skipped)
+		t.Errorf("%d missed rounds (skipped slots)", tot.skipped)
 	}
 	// Per-agent state is fixed-size: the heap may not grow with rounds
 	// (slack for the latency samples and allocator noise).
