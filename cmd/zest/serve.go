@@ -36,11 +36,11 @@ type serveConfig struct {
 	} `json:"tls"`
 	// Interval between rounds of one agent, Concurrency bounds rounds in
 	// flight, MaxBackoff caps the retry wait after transport errors.
-	Interval    string `json:"interval,omitempty"`
+	Interval string `json:"interval,omitempty"`
 	// ChallengeTTL bounds how long a push-mode challenge stays valid.
 	ChallengeTTL string `json:"challenge_ttl,omitempty"`
-	Concurrency int    `json:"concurrency,omitempty"`
-	MaxBackoff  string `json:"max_backoff,omitempty"`
+	Concurrency  int    `json:"concurrency,omitempty"`
+	MaxBackoff   string `json:"max_backoff,omitempty"`
 	// Client is the certificate zest presents to agents and registrars.
 	Client struct {
 		Cert string `json:"cert"`
@@ -208,7 +208,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	}
 	srv := server.New(server.Options{
 		Push:     push,
-		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate}},
+		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate, Cache: verifier.NewPolicyCache(64)}},
 		Logger:   slog.New(slog.NewTextHandler(a.stderr, nil)),
 	})
 	m := srv.Metrics()
