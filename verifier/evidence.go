@@ -58,9 +58,12 @@ func ParseEvidenceRequest(body []byte) (*EvidenceRequest, failure.List, error) {
 	if len(body) > MaxEvidenceBody {
 		return nil, nil, fmt.Errorf("evidence body is %d bytes, limit %d", len(body), MaxEvidenceBody)
 	}
-	req, hasData, err := decodeEvidence(body)
-	if err != nil {
-		return nil, nil, err
+	req, hasData, ok := fastDecodeEvidence(body)
+	if !ok {
+		var err error
+		if req, hasData, err = decodeEvidence(body); err != nil {
+			return nil, nil, err
+		}
 	}
 	var fl failure.List
 	if req.Type == "" {
