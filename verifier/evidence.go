@@ -166,6 +166,15 @@ func PolicyBytes(raw json.RawMessage) ([]byte, error) {
 		return nil, nil
 	}
 	if raw[0] == '"' {
+		// Policies of megabytes come as JSON strings: unquote them in one
+		// pass when they are plain ASCII.
+		p := &fastParser{b: raw}
+		if s, _, ok := p.str(); ok && p.i == len(raw) {
+			if s == "" {
+				return nil, nil
+			}
+			return []byte(s), nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, err

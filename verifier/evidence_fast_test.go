@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"testing"
 )
@@ -25,7 +26,16 @@ func FuzzEvidenceFastPath(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`"{\"a\":\t1}\/"`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// A policy given as a JSON string: the fast unquote must agree.
+		p := &fastParser{b: body}
+		if s, _, ok := p.str(); ok && p.i == len(body) {
+			var want string
+			if err := json.Unmarshal(body, &want); err != nil || want != s {
+				t.Fatalf("unquote %q: fast %q, encoding/json %q %v", body, s, want, err)
+			}
+		}
 		fast, fastHas, ok := fastDecodeEvidence(body)
 		if !ok {
 			return
