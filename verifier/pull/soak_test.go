@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,6 +50,9 @@ func TestPullSoak(t *testing.T) {
 	}
 	n := soakEnv(t, "ZEST_SOAK_AGENTS", 200)
 	secs := soakEnv(t, "ZEST_SOAK_SECONDS", 20)
+	if secs < 20 {
+		t.Fatalf("ZEST_SOAK_SECONDS=%d: the outage and recovery of one agent need at least 20 s", secs)
+	}
 	const interval = 2 * time.Second
 	sim, err := agent.OpenSimulator()
 	if err != nil {
@@ -69,14 +73,21 @@ func TestPullSoak(t *testing.T) {
 
 	type agentLog struct {
 		starts   []time.Time
+		lat      []time.Duration
 		verdicts []failure.Verdict
 		errs     []int
 		next     []float64
 	}
 	var mu sync.Mutex
 	logs := map[string]*agentLog{}
+	// Room for every round up front, so the heap measured below is the
+	// runner's and the agents', not this log's.
+	perAgent := secs/int(interval/time.Second) + 4
 	for _, a := range agents {
-		logs[a.UUID()] = &agentLog{}
+		logs[a.UUID()] = &agentLog{
+			starts: make([]time.Time, 0, perAgent), lat: make([]time.Duration, 0, perAgent),
+			verdicts: make([]failure.Verdict, 0, perAgent), errs: make([]int, 0, perAgent), next: make([]float64, 0, perAgent),
+		}
 	}
 	r := &Runner{Interval: interval, Concurrency: 16, MaxBackoff: 4 * interval}
 	r.OnRound = func(round *Round) {
@@ -84,6 +95,7 @@ func TestPullSoak(t *testing.T) {
 		defer mu.Unlock()
 		l := logs[round.Agent]
 		l.starts = append(l.starts, round.Start)
+		l.lat = append(l.lat, round.End.Sub(round.Start))
 		l.verdicts = append(l.verdicts, round.Verdict())
 		for _, s := range r.Statuses() {
 			if s.Agent == round.Agent {
@@ -120,12 +132,14 @@ func TestPullSoak(t *testing.T) {
 	heap1, gr1 := heapAndGoroutines()
 
 	var rounds, ideal, skipped, bad int
+	var lat []time.Duration
 	for _, tg := range targets {
 		if tg.ID == victim {
 			continue
 		}
 		l := logs[tg.ID]
 		rounds += len(l.starts)
+		lat = append(lat, l.lat...)
 		if len(l.starts) > 0 {
 			ideal += 1 + int(start.Add(d).Sub(l.starts[0])/interval)
 		}
@@ -142,6 +156,11 @@ func TestPullSoak(t *testing.T) {
 	missed := max(0, ideal-rounds-(n-1))
 	t.Logf("pull soak: %d agents × %ds at %v: %d rounds of healthy agents (ideal %d, at most %d cut off by the end), %d missed, %d skipped slots, %d not trusted",
 		n, secs, interval, rounds, ideal, n-1, missed, skipped, bad)
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		t.Logf("round latency (request to verdict) p50 %v p99 %v max %v", lat[len(lat)/2].Round(time.Microsecond),
+			lat[len(lat)*99/100].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	}
 	t.Logf("heap %.1f MiB → %.1f MiB, goroutines %d → %d", float64(heap0)/(1<<20), float64(heap1)/(1<<20), gr0, gr1)
 	if missed > 0 || skipped > 0 || bad > 0 {
 		t.Errorf("healthy agents: %d missed rounds, %d skipped slots, %d rounds not trusted", missed, skipped, bad)
