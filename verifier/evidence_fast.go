@@ -132,25 +132,35 @@ func (p *fastParser) str() (string, []byte, bool) {
 	}
 	start := p.i
 	p.i++
-	var sb []byte // nil until the first escape
-	seg := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			raw := p.b[start : p.i+1]
-			var s string
-			if sb == nil {
-				s = string(p.b[seg:p.i])
-			} else {
-				s = string(append(sb, p.b[seg:p.i]...))
-			}
-			p.i++
-			return s, raw, true
-		case c == '\\':
-			if p.i+1 >= len(p.b) {
+	// First find the closing quote (and the escapes), so the value is
+	// built once at its exact size: an IMA list is megabytes.
+	end, escapes := p.i, 0
+	for ; end < len(p.b) && p.b[end] != '"'; end++ {
+		if p.b[end] == '\\' {
+			end++
+			escapes++
+		}
+	}
+	if end >= len(p.b) {
+		return "", nil, false
+	}
+	if escapes == 0 {
+		for _, c := range p.b[p.i:end] {
+			if c < 0x20 || c >= 0x80 {
 				return "", nil, false
 			}
+		}
+		s := string(p.b[p.i:end])
+		p.i = end + 1
+		return s, p.b[start:p.i], true
+	}
+	var sb strings.Builder
+	sb.Grow(end - p.i - escapes)
+	seg := p.i
+	for p.i < end {
+		c := p.b[p.i]
+		switch {
+		case c == '\\':
 			var r byte
 			switch p.b[p.i+1] {
 			case '"', '\\', '/':
@@ -168,11 +178,8 @@ func (p *fastParser) str() (string, []byte, bool) {
 			default: // \u and invalid escapes: encoding/json decides
 				return "", nil, false
 			}
-			if sb == nil {
-				sb = make([]byte, 0, len(p.b)-start)
-			}
-			sb = append(sb, p.b[seg:p.i]...)
-			sb = append(sb, r)
+			sb.Write(p.b[seg:p.i])
+			sb.WriteByte(r)
 			p.i += 2
 			seg = p.i
 		case c < 0x20 || c >= 0x80:
@@ -181,7 +188,9 @@ func (p *fastParser) str() (string, []byte, bool) {
 			p.i++
 		}
 	}
-	return "", nil, false
+	sb.Write(p.b[seg:end])
+	p.i = end + 1
+	return sb.String(), p.b[start:p.i], true
 }
 
 // data reads the data object: every value a string.
