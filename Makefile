@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: test vet build bench fuzz demo
+.PHONY: test vet build bench soak fuzz demo
 
 # The README's test command. -race needs cgo (gcc); tests that need no race
 # detector run in the same invocation.
@@ -22,9 +22,19 @@ build:
 bench:
 	ZEST_BENCH_TREE_MB=$${ZEST_BENCH_TREE_MB:-1024} $(GO) test -run='^$$' -bench=. -benchtime=3x ./digests/fstree/
 	$(GO) test -run='^$$' -bench=. -benchmem ./digests/imalog/ ./policygen/... ./schema/ ./digests/initrd/ ./digests/rpm/ ./digests/rpmrepo/ ./digests/deb/ ./digests/pe/ ./digests/eventlog/ ./digests/firmware/ ./verifier/keylime/ ./verifier/quote/ ./verifier/mb/ ./verifier/ima/
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=20x ./verifier/server/
 	# archive: ingest (SQLite, PostgreSQL at 127.0.0.1:5432) vs a bare INSERT,
 	# replay vs a bare scan.
 	$(GO) test -run='^$$' -bench=. -benchtime=3x ./archive/
+
+# Soak tests (not in `make test`): push agents against one push server and
+# the pull runner over many agents, several agents per TPM. Size them with
+# ZEST_SOAK_AGENTS, ZEST_SOAK_SECONDS (and ZEST_SOAK_SWTPM extra swtpm for
+# push); the defaults are a quick run. BenchmarkEvidence (make bench) times
+# Keylime's own handler as its baseline when ZEST_KEYLIME_SRC names a
+# keylime/keylime checkout.
+soak:
+	ZEST_SOAK=1 $(GO) test -count=1 -v -timeout=2h -run='Soak' ./verifier/server/ ./verifier/pull/
 
 # Run every fuzz target for FUZZTIME each (seed corpora also run in `make test`).
 FUZZTIME ?= 30s

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/zest-attest/zest/verifier/failure"
 )
@@ -24,6 +26,9 @@ const MaxEvidenceBody = 64 << 20
 type EvidenceRequest struct {
 	Type string       `json:"type"`
 	Data EvidenceData `json:"data"`
+	// RawData is the data object as received (Keylime echoes it as the
+	// claims of a valid answer).
+	RawData json.RawMessage `json:"-"`
 }
 
 // EvidenceData is the "data" object of an evidence request (type "tpm").
@@ -53,22 +58,20 @@ func ParseEvidenceRequest(body []byte) (*EvidenceRequest, failure.List, error) {
 	if len(body) > MaxEvidenceBody {
 		return nil, nil, fmt.Errorf("evidence body is %d bytes, limit %d", len(body), MaxEvidenceBody)
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, nil, fmt.Errorf("evidence body: %w", err)
+	req, hasData, ok := fastDecodeEvidence(body)
+	if !ok {
+		var err error
+		if req, hasData, err = decodeEvidence(body); err != nil {
+			return nil, nil, err
+		}
 	}
-	var req EvidenceRequest
 	var fl failure.List
-	if raw, ok := top["type"]; !ok || json.Unmarshal(raw, &req.Type) != nil || req.Type == "" {
+	if req.Type == "" {
 		fl.Errorf(MissingParam, map[string]any{"param": "type"}, "the request has no evidence type")
 	}
-	raw, ok := top["data"]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+	if !hasData {
 		fl.Errorf(MissingParam, map[string]any{"param": "data"}, "the request has no data object")
-		return &req, fl, nil
-	}
-	if err := json.Unmarshal(raw, &req.Data); err != nil {
-		return nil, nil, fmt.Errorf("evidence data: %w", err)
+		return req, fl, nil
 	}
 	if d := &req.Data; d.MBList != "" {
 		if d.MBLog != "" && d.MBLog != d.MBList {
@@ -90,7 +93,69 @@ func ParseEvidenceRequest(body []byte) (*EvidenceRequest, failure.List, error) {
 	if isEmptyJSON(d.TPMPolicy) && isEmptyJSON(d.RuntimePolicy) && isEmptyJSON(d.MBPolicy) {
 		fl.Errorf(MissingPolicy, nil, "at least one of tpm_policy, runtime_policy and mb_policy is required")
 	}
-	return &req, fl, nil
+	return req, fl, nil
+}
+
+// decodeEvidence reads the top-level object in one pass (the body is
+// mostly the IMA list and the policies: every extra scan of it costs as
+// much as the evaluation). The last of duplicate keys wins, as with
+// json.Unmarshal. hasData is false for a missing or null data.
+func decodeEvidence(body []byte) (req *EvidenceRequest, hasData bool, err error) {
+	req = &EvidenceRequest{}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	bodyErr := func(err error) error { return fmt.Errorf("evidence body: %w", err) }
+	if tok, err := dec.Token(); err != nil {
+		return nil, false, bodyErr(err)
+	} else if tok != json.Delim('{') {
+		return nil, false, bodyErr(fmt.Errorf("not a JSON object"))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false, bodyErr(err)
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "type":
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, false, bodyErr(err)
+			}
+			req.Type = ""
+			_ = json.Unmarshal(raw, &req.Type) // not a string: missing
+		case "data":
+			start := dec.InputOffset()
+			var d *EvidenceData
+			if err := dec.Decode(&d); err != nil {
+				var te *json.UnmarshalTypeError
+				if errors.As(err, &te) {
+					return nil, false, fmt.Errorf("evidence data: %w", err)
+				}
+				return nil, false, bodyErr(err)
+			}
+			hasData = d != nil
+			if d == nil {
+				d = &EvidenceData{}
+			}
+			req.Data = *d
+			req.RawData = nil
+			if hasData {
+				req.RawData = bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n:")
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, false, bodyErr(err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, false, bodyErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, bodyErr(fmt.Errorf("data after the top-level object"))
+	}
+	return req, hasData, nil
 }
 
 // PolicyBytes returns a policy field as the JSON document it holds: a JSON
@@ -101,6 +166,15 @@ func PolicyBytes(raw json.RawMessage) ([]byte, error) {
 		return nil, nil
 	}
 	if raw[0] == '"' {
+		// Policies of megabytes come as JSON strings: unquote them in one
+		// pass when they are plain ASCII.
+		p := &fastParser{b: raw}
+		if s, _, ok := p.str(); ok && p.i == len(raw) {
+			if s == "" {
+				return nil, nil
+			}
+			return []byte(s), nil
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, err

@@ -77,3 +77,40 @@ func FuzzParseEvidenceRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestParseEvidenceRequestOnePass covers the single-pass decoder: the raw
+// data echoed as claims, duplicate keys, null data, trailing bytes.
+func TestParseEvidenceRequestOnePass(t *testing.T) {
+	data := `{"quote":"q", "nonce":"n","hash_alg":"sha256","tpm_ak":"a","tpm_ek":"e","tpm_policy":{"mask":"0x1"}}`
+	tests := []struct {
+		name, body, raw, typ, err string
+	}{
+		{"raw data", `{"type":"tpm", "data" :  ` + data + ` , "x":[1,{"y":2}]}`, data, "tpm", ""},
+		{"last key wins", `{"type":"tee","type":"tpm","data":{"quote":"old"},"data":` + data + `}`, data, "tpm", ""},
+		{"null data", `{"type":"tpm","data":null}`, "", "tpm", ""},
+		{"type not a string", `{"type":7,"data":` + data + `}`, data, "", ""},
+		{"trailing bytes", `{"type":"tpm","data":` + data + `} {}`, "", "", "after the top-level object"},
+		{"array", `[1]`, "", "", "not a JSON object"},
+		{"truncated", `{"type":"tpm","data":{"quote":`, "", "", "evidence body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _, err := ParseEvidenceRequest([]byte(tt.body))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(req.RawData) != tt.raw || req.Type != tt.typ {
+				t.Fatalf("raw %q type %q; want %q %q", req.RawData, req.Type, tt.raw, tt.typ)
+			}
+			if tt.raw != "" && req.Data.Quote != "q" {
+				t.Fatalf("data not decoded: %+v", req.Data)
+			}
+		})
+	}
+}

@@ -18,6 +18,9 @@ type EvidenceOptions struct {
 	// MB builds the measured-boot evaluator from the request's mb_policy
 	// (a Keylime refstate). Nil: an mb_policy is an error (not evaluated).
 	MB func(refstate []byte) (MBEvaluator, error)
+	// Cache, if set, keeps compiled runtime policies between requests
+	// (keyed by the runtime_policy field as sent); nil compiles each time.
+	Cache *PolicyCache
 }
 
 // VerifyEvidence evaluates a Keylime /verify/evidence request statelessly:
@@ -42,7 +45,14 @@ func VerifyEvidence(req *EvidenceRequest, opts EvidenceOptions) *Result {
 		return fail(failure.Errorf(failure.QuoteNoPubkey, map[string]any{"param": "tpm_ak"}, "tpm_ak is not an attestation key: %v", err))
 	}
 	var pol Policies
-	if b, err := PolicyBytes(d.RuntimePolicy); err != nil {
+	var cacheKey [32]byte
+	if opts.Cache != nil && !isEmptyJSON(d.RuntimePolicy) {
+		cacheKey = policyKey(d.RuntimePolicy)
+		pol.Runtime = opts.Cache.get(cacheKey)
+	}
+	if pol.Runtime != nil {
+		// compiled before from the same bytes
+	} else if b, err := PolicyBytes(d.RuntimePolicy); err != nil {
 		return fail(failure.Errorf(MissingPolicy, map[string]any{"param": "runtime_policy"}, "runtime_policy: %v", err))
 	} else if b != nil {
 		rp, err := policygen.ParseRuntimePolicy(b, "runtime_policy")
@@ -51,6 +61,9 @@ func VerifyEvidence(req *EvidenceRequest, opts EvidenceOptions) *Result {
 		}
 		if pol.Runtime, err = ima.Compile(rp, opts.IMA); err != nil {
 			return fail(failure.Errorf(MissingPolicy, map[string]any{"param": "runtime_policy", "error": err.Error()}, "runtime_policy cannot be evaluated: %v", err))
+		}
+		if opts.Cache != nil {
+			opts.Cache.put(cacheKey, pol.Runtime)
 		}
 	}
 	if b, err := PolicyBytes(d.TPMPolicy); err != nil {

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/zest-attest/zest/policygen"
 	"github.com/zest-attest/zest/verifier/failure"
 )
 
@@ -77,5 +79,42 @@ func TestVerifyEvidenceKeylimeVector(t *testing.T) {
 				t.Fatalf("verdict %v failures %v; want %v %s", r.Verdict, r.Failures, tt.verdict, tt.id)
 			}
 		})
+	}
+}
+
+// TestPolicyCache: a cached policy gives the same verdicts as a fresh
+// compile; the cache is keyed by the field's bytes and bounded.
+func TestPolicyCache(t *testing.T) {
+	v := loadVector(t)
+	withPolicy := func(rp string) *EvidenceRequest {
+		req, _, err := ParseEvidenceRequest(evidenceBody(t, v, func(d map[string]any) { d["runtime_policy"] = rp }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	policy := func(path, digest string) string {
+		p := policygen.NewRuntimePolicy()
+		p.Digests[path] = []string{strings.Repeat(digest, 32)}
+		b, err := p.Marshal(policygen.FormatKeylime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	good, other := policy("/usr/bin/a", "ab"), policy("/usr/bin/b", "cd")
+	cache := NewPolicyCache(1)
+	for i, rp := range []string{good, good, other, good, `{"digests":7}`, `{"digests":7}`} {
+		want := VerifyEvidence(withPolicy(rp), EvidenceOptions{})
+		got := VerifyEvidence(withPolicy(rp), EvidenceOptions{Cache: cache})
+		if got.Verdict != want.Verdict || strings.Join(got.Failures.IDs(), ",") != strings.Join(want.Failures.IDs(), ",") {
+			t.Fatalf("request %d: cached %v %v, fresh %v %v", i, got.Verdict, got.Failures, want.Verdict, want.Failures)
+		}
+		if len(cache.m) != 1 || len(cache.order) != 1 {
+			t.Fatalf("request %d: cache holds %d", i, len(cache.m))
+		}
+	}
+	if cache.get(policyKey([]byte(`"`+strings.ReplaceAll(good, `"`, `\"`)+`"`))) == nil {
+		t.Fatal("the last good policy is not cached under its field bytes")
 	}
 }

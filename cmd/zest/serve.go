@@ -254,7 +254,7 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 	}
 	srv := server.New(server.Options{
 		Push:     push,
-		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate}},
+		Evidence: server.Library{Options: verifier.EvidenceOptions{MB: mbEvaluatorFromRefstate, Cache: verifier.NewPolicyCache(64)}},
 		Logger:   slog.New(slog.NewTextHandler(a.stderr, nil)),
 	})
 	m := srv.Metrics()

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -78,11 +80,42 @@ func (s *Server) writeEvidence(w http.ResponseWriter, code int, status string, r
 		Verdict:  res.Verdict,
 		Details:  res.Failures,
 	}
-	if out.Valid && req != nil {
-		// Keylime echoes the request data as claims when there were no failures.
-		out.Claims = claimsOf(&req.Data)
+	if !out.Valid || req == nil {
+		writeEnvelope(w, code, status, out)
+		return
 	}
-	writeEnvelope(w, code, status, out)
+	if len(req.RawData) == 0 {
+		out.Claims = claimsOf(&req.Data)
+		writeEnvelope(w, code, status, out)
+		return
+	}
+	// Keylime echoes the request data as claims when there were no
+	// failures. The data as received is valid JSON already; re-encoding
+	// it (an IMA list and policies of megabytes) would cost as much as
+	// verifying it, so it is spliced into the envelope as is.
+	env, err := json.Marshal(struct {
+		Code    int             `json:"code"`
+		Status  string          `json:"status"`
+		Results evidenceResults `json:"results"`
+	}{code, status, out})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding the answer: "+err.Error())
+		return
+	}
+	// "valid" is a boolean and comes first, so this is the claims field.
+	placeholder := []byte(`"claims":{}`)
+	i := bytes.Index(env, placeholder)
+	if i < 0 {
+		writeError(w, http.StatusInternalServerError, "encoding the answer: no claims field")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	for _, b := range [][]byte{env[:i], []byte(`"claims":`), req.RawData, env[i+len(placeholder):], []byte("\n")} {
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
 }
 
 func claimsOf(d *verifier.EvidenceData) map[string]any {
