@@ -20,7 +20,9 @@ import (
 
 	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/keylime"
 	"github.com/zest-attest/zest/verifier/pull"
+	"github.com/zest-attest/zest/verifier/quote"
 	"github.com/zest-attest/zest/verifier/server"
 )
 
@@ -119,6 +121,7 @@ func loadServeConfig(path string) (*serveConfig, error) {
 
 func (a *app) serveCmd() *cobra.Command {
 	var configPath string
+	var insecureLoopback bool
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run zest as a verifier service: attest agents continuously, serve Keylime's evidence API and metrics",
@@ -139,12 +142,16 @@ insecure_loopback: true, which is refused unless the address is loopback.`,
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			if insecureLoopback {
+				cfg.InsecureLoopback = true
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			return a.serve(ctx, cfg, nil)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "configuration `FILE` (YAML or JSON)")
+	cmd.Flags().BoolVar(&insecureLoopback, "insecure-loopback", false, "serve plain HTTP (tests); refused unless the listen address is loopback")
 	return cmd
 }
 
@@ -200,22 +207,35 @@ func (a *app) serve(ctx context.Context, cfg *serveConfig, ready chan<- string) 
 			return fmt.Errorf("agent %s: %w", ac.ID, err)
 		}
 		if ac.Push {
-			if ac.AK == "" {
-				return usageErrorf("push agent %s: give ak (a file)", ac.ID)
-			}
-			ak, err := loadAK(ac.AK)
-			if err != nil {
-				return fmt.Errorf("agent %s: %w", ac.ID, err)
-			}
 			if _, dup := pushAgents[ac.ID]; dup {
 				return usageErrorf("agent %s is listed twice", ac.ID)
 			}
+			af := ac.agentFlags
+			var ak *quote.AK
+			switch {
+			case af.AK != "":
+				if ak, af.raw.ak, err = loadAKRaw(af.AK); err != nil {
+					return fmt.Errorf("agent %s: %w", ac.ID, err)
+				}
+			case af.Registrar != "":
+				if af.Cert == "" {
+					af.Cert, af.Key = cfg.Client.Cert, cfg.Client.Key
+				}
+				if af.Cert == "" || af.Key == "" {
+					return usageErrorf("push agent %s: the registrar needs a client certificate (client.cert, client.key)", ac.ID)
+				}
+				cc, err := tls.LoadX509KeyPair(af.Cert, af.Key)
+				if err != nil {
+					return fmt.Errorf("client certificate: %w", err)
+				}
+				if _, ak, err = af.fromRegistrar(ctx, cc, keylime.Options{}); err != nil {
+					return fmt.Errorf("agent %s: %w", ac.ID, err)
+				}
+			default:
+				return usageErrorf("push agent %s: give ak (a file) or registrar", ac.ID)
+			}
 			pushAgents[ac.ID] = &server.PushAgent{ID: ac.ID, AK: ak, Policies: pol, Options: opts}
 			if live != nil {
-				af := ac.agentFlags
-				if _, af.raw.ak, err = loadAKRaw(ac.AK); err != nil {
-					return err
-				}
 				if err := live.register(ctx, ac.ID, &af, &pf, interval); err != nil {
 					return err
 				}

@@ -57,9 +57,12 @@ func TestServe(t *testing.T) {
 	if err := a.AppendIMA(l); err != nil {
 		t.Fatal(err)
 	}
-	// A second agent on its own TPM (swtpm) pushes its evidence.
+	// A second agent on its own TPM (swtpm) pushes its evidence; zest takes
+	// its AK from a Keylime registrar (mTLS), checking the EK chain.
 	pa := agent.StartTest(t, agent.Options{TPM: agent.NewTestSwtpm(t), BootAggregate: true})
-	write("push-ak.b64", []byte(base64.StdEncoding.EncodeToString(pa.AKPublic())))
+	reg := agent.StartTestRegistrar(t, pa)
+	write("registrar-ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: reg.CA.Raw}))
+	write("ek-ca.crt", pa.EKCAPEM)
 	write("zest.yaml", []byte(`
 listen: 127.0.0.1:0
 insecure_loopback: true
@@ -74,7 +77,9 @@ agents:
     agent_cert: agent.crt
   - id: `+pa.UUID()+`
     push: true
-    ak: push-ak.b64
+    registrar: `+reg.URL+`
+    registrar_ca: registrar-ca.crt
+    ek_ca: ek-ca.crt
 `))
 	cfg, err := loadServeConfig(filepath.Join(dir, "zest.yaml"))
 	if err != nil {

@@ -178,48 +178,11 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 	agentURL := f.Agent
 	switch {
 	case f.Registrar != "":
-		if f.ID == "" {
-			return nil, usageErrorf("--registrar needs --agent-id")
-		}
-		var roots *x509.CertPool
-		if f.RegistrarCA != "" {
-			certs, err := loadCerts(f.RegistrarCA)
-			if err != nil {
-				return nil, err
-			}
-			roots = x509.NewCertPool()
-			for _, c := range certs {
-				roots.AddCert(c)
-			}
-		}
-		var rtls *tls.Config
-		if strings.HasPrefix(f.Registrar, "https:") {
-			rtls = keylime.RegistrarTLSConfig(clientCert, roots)
-		}
-		rc, err := keylime.NewRegistrarClient(f.Registrar, rtls, copts)
+		rec, ak, err := f.fromRegistrar(ctx, clientCert, copts)
 		if err != nil {
 			return nil, err
 		}
-		rec, err := rc.GetAgent(ctx, f.ID)
-		if err != nil {
-			return nil, err
-		}
-		if t.AK, err = quote.ParseAK(rec.AIKTPM); err != nil {
-			return nil, fmt.Errorf("registrar aik_tpm of %s: %w", f.ID, err)
-		}
-		f.raw.ak, f.raw.ek, f.raw.ekCert = rec.AIKTPM, rec.EKTPM, rec.EKCert
-		if rec.MTLSCert != nil {
-			f.raw.mtlsCert = rec.MTLSCert.Raw
-		}
-		if f.EKCA != "" {
-			cas, err := loadCerts(f.EKCA)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := keylime.VerifyEKCert(rec.EKCert, rec.EKTPM, keylime.EKCertOptions{Roots: cas}); err != nil {
-				return nil, fmt.Errorf("agent %s: %w", f.ID, err)
-			}
-		}
+		t.AK = ak
 		pinned = rec.MTLSCert
 		if agentURL == "" {
 			agentURL = "https://" + net.JoinHostPort(rec.IP, strconv.Itoa(rec.Port))
@@ -262,6 +225,55 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 		t.ID = u.Host
 	}
 	return t, nil
+}
+
+// fromRegistrar takes the agent's AK (and certificates) from a Keylime
+// registrar, checking the EK certificate chain when --ek-ca is given.
+func (f *agentFlags) fromRegistrar(ctx context.Context, clientCert tls.Certificate, copts keylime.Options) (*keylime.RegistrarAgent, *quote.AK, error) {
+	if f.ID == "" {
+		return nil, nil, usageErrorf("--registrar needs --agent-id")
+	}
+	var roots *x509.CertPool
+	if f.RegistrarCA != "" {
+		certs, err := loadCerts(f.RegistrarCA)
+		if err != nil {
+			return nil, nil, err
+		}
+		roots = x509.NewCertPool()
+		for _, c := range certs {
+			roots.AddCert(c)
+		}
+	}
+	var rtls *tls.Config
+	if strings.HasPrefix(f.Registrar, "https:") {
+		rtls = keylime.RegistrarTLSConfig(clientCert, roots)
+	}
+	rc, err := keylime.NewRegistrarClient(f.Registrar, rtls, copts)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := rc.GetAgent(ctx, f.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ak, err := quote.ParseAK(rec.AIKTPM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registrar aik_tpm of %s: %w", f.ID, err)
+	}
+	if f.EKCA != "" {
+		cas, err := loadCerts(f.EKCA)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := keylime.VerifyEKCert(rec.EKCert, rec.EKTPM, keylime.EKCertOptions{Roots: cas}); err != nil {
+			return nil, nil, fmt.Errorf("agent %s: %w", f.ID, err)
+		}
+	}
+	f.raw.ak, f.raw.ek, f.raw.ekCert = rec.AIKTPM, rec.EKTPM, rec.EKCert
+	if rec.MTLSCert != nil {
+		f.raw.mtlsCert = rec.MTLSCert.Raw
+	}
+	return rec, ak, nil
 }
 
 // loadAK reads an AK file: binary TPM2B_PUBLIC, its base64 (the
