@@ -181,3 +181,39 @@ func TestVerifyArchiveReplayAudit(t *testing.T) {
 		t.Fatalf("audit: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+func TestVerifyAcceptedAlgorithms(t *testing.T) {
+	a := agent.StartTest(t, agent.Options{BootAggregate: true})
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
+	cert := write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
+	key := write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	agentCert := write("agent.crt", a.CertificatePEM())
+	ak := write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())))
+	base := []string{"verify", "--agent", a.URL, "--ak", ak, "--agent-cert", agentCert, "--cert", cert, "--key", key, "--tpm-policy", `{"mask":"0x1"}`}
+	for _, tt := range []struct {
+		extra []string
+		code  int
+		want  string
+	}{
+		{nil, 0, "trusted"},
+		{[]string{"--accept-hash-algs", "sha384"}, 1, "qoute_validation.invalid_hash_alg"},
+		{[]string{"--accept-sign-algs", "ecdsa"}, 1, "qoute_validation.invalid_sign_alg"},
+		{[]string{"--accept-enc-algs", "ecc"}, 1, "qoute_validation.invalid_enc_alg"},
+		{[]string{"--accept-hash-algs", "md5"}, 2, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(append(append([]string{}, base...), tt.extra...), strings.NewReader(""), &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: exit %d, out %q err %q; want %d %q", tt.extra, code, out.String(), errb.String(), tt.code, tt.want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -136,6 +136,10 @@ type agentFlags struct {
 	EKCA         string `json:"ek_ca,omitempty"`
 	AllowUnbound bool   `json:"allow_unbound_key,omitempty"`
 	Timeout      string `json:"timeout,omitempty"`
+	// Accepted algorithms (Keylime's accept_tpm_*_algs); empty: defaults.
+	HashAlgs []string `json:"accept_hash_algs,omitempty"`
+	SignAlgs []string `json:"accept_sign_algs,omitempty"`
+	EncAlgs  []string `json:"accept_enc_algs,omitempty"`
 
 	// raw holds the key material as obtained, for the archive.
 	raw struct{ ak, ek, ekCert, mtlsCert []byte }
@@ -153,6 +157,9 @@ func (f *agentFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.EKCA, "ek-ca", "", "`DIR` of TPM manufacturer CA certificates the EK certificate must chain to (registrar mode)")
 	c.Flags().BoolVar(&f.AllowUnbound, "allow-unbound-key", false, "do not require the agent's payload key in PCR 16")
 	c.Flags().StringVar(&f.Timeout, "timeout", "30s", "per-request `DURATION`")
+	c.Flags().StringSliceVar(&f.HashAlgs, "accept-hash-algs", nil, "quote hash algorithms to accept (default sha256,sha384,sha512)")
+	c.Flags().StringSliceVar(&f.SignAlgs, "accept-sign-algs", nil, "quote signature schemes to accept (default rsassa,rsapss,ecdsa)")
+	c.Flags().StringSliceVar(&f.EncAlgs, "accept-enc-algs", nil, "agent key families to accept (default ecc,rsa)")
 }
 
 // target resolves the flags into a pull target (contacting the registrar
@@ -173,7 +180,22 @@ func (f *agentFlags) target(ctx context.Context, pol verifier.Policies, opts ver
 		return nil, usageErrorf("--timeout %q: want a positive duration", f.Timeout)
 	}
 	copts := keylime.Options{Timeout: timeout}
-	t := &pull.Target{ID: f.ID, Policies: pol, Options: opts, AllowUnboundKey: f.AllowUnbound}
+	for _, l := range []struct {
+		names []string
+		dst   *[]quote.Alg
+	}{{f.HashAlgs, &opts.Hashes}, {f.SignAlgs, &opts.SignAlgs}} {
+		for _, n := range l.names {
+			a, err := quote.ParseAlg(n)
+			if err != nil {
+				return nil, usageErrorf("accepted algorithm %q: %v", n, err)
+			}
+			if a == quote.AlgSHA1 {
+				opts.AllowSHA1 = true
+			}
+			*l.dst = append(*l.dst, a)
+		}
+	}
+	t := &pull.Target{ID: f.ID, Policies: pol, Options: opts, AllowUnboundKey: f.AllowUnbound, EncAlgs: f.EncAlgs}
 	var pinned *x509.Certificate
 	agentURL := f.Agent
 	switch {

@@ -44,6 +44,32 @@ type Target struct {
 	// AllowUnboundKey skips the PCR 16 payload-key binding. By default the
 	// agent's pubkey must be bound into PCR 16, as in Keylime.
 	AllowUnboundKey bool
+	// EncAlgs are the accepted key families of the agent's enc_alg
+	// (Keylime's accept_tpm_encryption_algs); nil means DefaultEncAlgs. An
+	// entry matches itself and its sized forms ("rsa" matches "rsa2048",
+	// which agents from API 2.5 send).
+	EncAlgs []string
+}
+
+// DefaultEncAlgs is Keylime's default accept_tpm_encryption_algs.
+var DefaultEncAlgs = []string{"ecc", "rsa"}
+
+// IDInvalidEncAlg is Keylime's event for an enc_alg not accepted.
+const IDInvalidEncAlg = "qoute_validation.invalid_enc_alg"
+
+func encAlgAccepted(got string, accepted []string) bool {
+	if accepted == nil {
+		accepted = DefaultEncAlgs
+	}
+	for _, a := range accepted {
+		if got == a {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(got, a); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Session is what zest keeps about an agent between rounds.
@@ -122,6 +148,10 @@ func Attest(ctx context.Context, t *Target, s *Session) *Round {
 	r.Response = resp
 	if resp.Quote == "" {
 		return errRound(failure.Rejectf(IDBadReply, nil, "the agent's answer has no quote"))
+	}
+	if !encAlgAccepted(resp.EncAlg, t.EncAlgs) {
+		return errRound(failure.Rejectf(IDInvalidEncAlg, map[string]any{"enc_alg": resp.EncAlg},
+			"the agent's key algorithm %q is not accepted", resp.EncAlg))
 	}
 	pubkey := s.PubKey
 	if resp.PubKey != nil && *resp.PubKey != "" {

@@ -163,3 +163,18 @@ func hasID(l failure.List, id string) bool {
 	}
 	return false
 }
+
+func TestEncAlgAccepted(t *testing.T) {
+	for _, tt := range []struct {
+		got      string
+		accepted []string
+		want     bool
+	}{
+		{"rsa", nil, true}, {"rsa2048", nil, true}, {"ecc256", nil, true},
+		{"rsassa", nil, false}, {"", nil, false}, {"ecc", []string{"rsa"}, false}, {"rsa3072", []string{"rsa3072"}, true},
+	} {
+		if got := encAlgAccepted(tt.got, tt.accepted); got != tt.want {
+			t.Errorf("encAlgAccepted(%q, %v) = %v", tt.got, tt.accepted, got)
+		}
+	}
+}
