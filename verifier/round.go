@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -264,7 +265,7 @@ func Verify(ak *quote.AK, ch Challenge, ev Evidence, pol Policies, prev State, o
 	// TPM policy: pinned PCR values.
 	if pol.TPM != nil {
 		var missing []int
-		for _, i := range slices.Sorted(mapsKeys(pol.TPM.Allowed)) {
+		for _, i := range slices.Sorted(maps.Keys(pol.TPM.Allowed)) {
 			got, ok := pcrs[i]
 			if !ok {
 				missing = append(missing, i)
@@ -283,16 +284,6 @@ func Verify(ak *quote.AK, ch Challenge, ev Evidence, pol Policies, prev State, o
 		res.Next.Rounds++
 	}
 	return res
-}
-
-func mapsKeys[V any](m map[int]V) func(func(int) bool) {
-	return func(yield func(int) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func bootPCRs(pcrs map[int][]byte) map[int][]byte {
@@ -358,7 +349,7 @@ func verifyMB(raw []byte, alg digests.Algorithm, pcrs map[int][]byte, required b
 		fl.Errorf(failure.MBParser, map[string]any{"error": err.Error()}, "the UEFI event log could not be replayed: %v", err)
 		return nil
 	}
-	res.MBPCRs = slices.Sorted(mapsKeys(quoted))
+	res.MBPCRs = slices.Sorted(maps.Keys(quoted))
 	return v
 }
 
