@@ -1,0 +1,236 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zest-attest/zest/verifier"
+	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/server"
+)
+
+// committedStore passes everything to the real store and remembers the
+// records of every Append that returned success: what the writer was told
+// is committed.
+type committedStore struct {
+	Store
+	mu  sync.Mutex
+	ok  map[[32]byte]Record
+	err atomic.Int64
+}
+
+func (c *committedStore) Append(ctx context.Context, log string, es []Entry) ([]int64, error) {
+	ids, err := c.Store.Append(ctx, log, es)
+	if err != nil {
+		c.err.Add(1)
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range es {
+		c.ok[e.Record.Digest()] = *e.Record
+	}
+	return ids, nil
+}
+
+// pgCluster runs pg_ctlcluster on the local Debian cluster (as root).
+func pgCluster(action string) error {
+	vers, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(vers) != 1 {
+		return fmt.Errorf("no single cluster under /etc/postgresql (%v)", err)
+	}
+	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", vers[0].Name(), "main", action).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctlcluster %s: %v: %s", action, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// TestPostgresRestart stops and restarts the real PostgreSQL server while a
+// Recorder commits push rounds and an Outbox drains into the embedded log.
+// The writer sees errors during the outage and goes on afterwards over the
+// same connection pool; every round it was told is committed is stored
+// byte-identical with a valid signature, no sequence number is used twice,
+// the outbox drains, and replay finds the agent continuously attested.
+func TestPostgresRestart(t *testing.T) {
+	dsn := pgDSN(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("restarting PostgreSQL needs root under CI=true")
+		}
+		t.Skip("restarting PostgreSQL needs root")
+	}
+	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pg_ctlcluster missing under CI=true")
+		}
+		t.Skip("pg_ctlcluster missing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	inner := openTestStore(t, dsn)
+	st := &committedStore{Store: inner, ok: map[[32]byte]Record{}}
+	signer := testSigner(t, "ecdsa-p256")
+	keys := keyringOf(t, signer)
+	llog, err := OpenLocalLog(t.TempDir(), "zest.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer llog.Close()
+
+	// Rounds are timed after the registration (which the Recorder stamps
+	// with the wall clock), one second apart.
+	start := time.Now().UTC().Add(time.Second).Truncate(time.Second)
+	rec := &Recorder{W: &Writer{Store: st, Signer: signer, Log: LogLocal}, Verifier: "test"}
+	if err := rec.Register(ctx, "pg", AgentMeta{AK: testAK, Interval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	var outboxErrs atomic.Int64
+	ob := &Outbox{Store: inner, Log: llog, Keys: keys, OnError: func(error) { outboxErrs.Add(1) }}
+	obDone := make(chan error, 1)
+	go func() { obDone <- ob.Run(ctx, 50*time.Millisecond) }()
+
+	// The writer: one push round after another, advancing its IMA offset
+	// and clock only when the round committed (as the push server does).
+	var (
+		wrote    atomic.Int64 // rounds committed
+		failures atomic.Int64 // rounds refused
+		stop     atomic.Bool
+	)
+	writerDone := make(chan error, 1)
+	go func() {
+		var imaNext uint64
+		var lastErr error
+		for k := 0; !stop.Load(); k++ {
+			var lines strings.Builder
+			for i := imaNext; i < imaNext+5; i++ {
+				fmt.Fprintf(&lines, "10 %064x ima-ng sha256:%064x /usr/bin/f%d\n", i, i, i)
+			}
+			n := wrote.Load()
+			at := start.Add(time.Duration(n) * time.Second)
+			pr := &server.PushRound{Agent: "pg", Challenge: []byte(fmt.Sprintf("challenge %d", k)), Quote: fmt.Sprintf("rQUOTE%d", k),
+				HashAlg: "sha256", IMAStart: imaNext, IMALines: lines.String(), Start: at, End: at,
+				Result: &verifier.Result{Verdict: failure.VerdictTrusted}}
+			if err := rec.CommitPush(ctx, "pg", []byte(fmt.Sprintf(`{"k":%d}`, k)), pr); err != nil {
+				failures.Add(1)
+				lastErr = err
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			imaNext += 5
+			wrote.Add(1)
+		}
+		if wrote.Load() == 0 {
+			writerDone <- lastErr
+		}
+		writerDone <- nil
+	}()
+	waitFor := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				stop.Store(true)
+				t.Fatalf("timed out waiting for %s (%d committed, %d failed)", what, wrote.Load(), failures.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("rounds before the restart", 20*time.Second, func() bool { return wrote.Load() >= 30 })
+
+	// The outage: stop, let the writer hit it, start again. The server
+	// always comes back, whatever happens here.
+	up := false
+	defer func() {
+		if !up {
+			if err := pgCluster("start"); err != nil {
+				t.Errorf("bringing PostgreSQL back: %v", err)
+			}
+		}
+	}()
+	if err := pgCluster("stop"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	before := failures.Load()
+	waitFor("the writer to see the outage", 10*time.Second, func() bool { return failures.Load() >= before+3 })
+	if err := pgCluster("start"); err != nil {
+		t.Fatal(err)
+	}
+	up = true
+	needService(t, "127.0.0.1:5432")
+	atRestart := wrote.Load()
+	waitFor("rounds after the restart", 30*time.Second, func() bool { return wrote.Load() >= atRestart+30 })
+	stop.Store(true)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// The outbox drains (Run goes on through the outage; one more pass
+	// here to be sure every row is due).
+	waitFor("the outbox to drain", 30*time.Second, func() bool {
+		s, err := inner.Status(ctx)
+		return err == nil && s.Backlog[LogLocal] == 0
+	})
+	cancel()
+	<-obDone
+
+	// Every round reported committed is stored byte-identical and signed;
+	// no sequence number twice.
+	stored := map[[32]byte]bool{}
+	seqs := map[uint64]int{}
+	err = inner.Scan(context.Background(), Query{Kind: KindRound, AgentID: "pg"}, func(sr *Stored) error {
+		d := sr.Record.Digest()
+		if stored[d] {
+			return fmt.Errorf("record %d stored twice", sr.ID)
+		}
+		stored[d] = true
+		seqs[sr.Record.Seq]++
+		if _, err := sr.Record.Open(keys); err != nil {
+			return fmt.Errorf("record %d: %w", sr.ID, err)
+		}
+		if want, ok := st.ok[d]; ok && (!bytes.Equal(want.Body, sr.Record.Body) || !bytes.Equal(want.Sig, sr.Record.Sig) || want.KeyID != sr.Record.KeyID) {
+			return fmt.Errorf("record %d differs from what was committed", sr.ID)
+		}
+		if len(sr.Proofs[LogLocal]) == 0 {
+			return fmt.Errorf("record %d has no proof", sr.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, r := range st.ok {
+		if r.Kind == KindRound && !stored[d] {
+			t.Errorf("round %d was reported committed but is not stored", r.Seq)
+		}
+	}
+	for seq, n := range seqs {
+		if n > 1 {
+			t.Errorf("sequence %d stored %d times", seq, n)
+		}
+	}
+	rep, err := Replay(context.Background(), inner, "pg", start, start.Add(time.Duration(wrote.Load())*time.Second),
+		ReplayOptions{Keys: keys, Logs: []LogKey{llog.Key()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Continuous || rep.Rounds != int(wrote.Load()) {
+		t.Errorf("replay after the restart: %s; first failure %+v; problems %v", rep, rep.FirstFailure, rep.Problems)
+	}
+	if failures.Load() == 0 || st.err.Load() == 0 {
+		t.Error("the writer never saw the outage")
+	}
+	t.Logf("%d rounds committed, %d refused during the outage, %d stored; outbox store errors %d",
+		wrote.Load(), failures.Load(), len(stored), outboxErrs.Load())
+}
