@@ -3,6 +3,8 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zest-attest/zest/fixtures/agent"
+	"github.com/zest-attest/zest/policygen"
 	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/ima"
+	"github.com/zest-attest/zest/verifier/keylime"
+	"github.com/zest-attest/zest/verifier/pull"
+	"github.com/zest-attest/zest/verifier/quote"
 	"github.com/zest-attest/zest/verifier/server"
 )
 
@@ -54,6 +62,57 @@ func pgCluster(action string) error {
 	return nil
 }
 
+// needRestart skips (fails under CI=true) when this process cannot
+// restart the local PostgreSQL server.
+func needRestart(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "restarting PostgreSQL needs root"
+	} else if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
+		why = "pg_ctlcluster missing"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " under CI=true")
+	}
+	t.Skip(why)
+}
+
+// pgOutage stops the server, waits until hit reports that the writer ran
+// into the outage (at most 10 s), and starts it again; the server comes
+// back whatever happens.
+func pgOutage(t *testing.T, hit func() bool) {
+	t.Helper()
+	if err := pgCluster("stop"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	up := false
+	defer func() {
+		if !up {
+			if err := pgCluster("start"); err != nil {
+				t.Errorf("bringing PostgreSQL back: %v", err)
+			}
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !hit(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Error("the writer did not notice PostgreSQL was down")
+			break
+		}
+	}
+	if err := pgCluster("start"); err != nil {
+		t.Fatal(err)
+	}
+	up = true
+	needService(t, "127.0.0.1:5432")
+}
+
 // TestPostgresRestart stops and restarts the real PostgreSQL server while a
 // Recorder commits push rounds and an Outbox drains into the embedded log.
 // The writer sees errors during the outage and goes on afterwards over the
@@ -62,18 +121,7 @@ func pgCluster(action string) error {
 // the outbox drains, and replay finds the agent continuously attested.
 func TestPostgresRestart(t *testing.T) {
 	dsn := pgDSN(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("restarting PostgreSQL needs root under CI=true")
-		}
-		t.Skip("restarting PostgreSQL needs root")
-	}
-	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pg_ctlcluster missing under CI=true")
-		}
-		t.Skip("pg_ctlcluster missing")
-	}
+	needRestart(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	inner := openTestStore(t, dsn)
@@ -146,29 +194,8 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	waitFor("rounds before the restart", 20*time.Second, func() bool { return wrote.Load() >= 30 })
 
-	// The outage: stop, let the writer hit it, start again. The server
-	// always comes back, whatever happens here.
-	up := false
-	defer func() {
-		if !up {
-			if err := pgCluster("start"); err != nil {
-				t.Errorf("bringing PostgreSQL back: %v", err)
-			}
-		}
-	}()
-	if err := pgCluster("stop"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
 	before := failures.Load()
-	waitFor("the writer to see the outage", 10*time.Second, func() bool { return failures.Load() >= before+3 })
-	if err := pgCluster("start"); err != nil {
-		t.Fatal(err)
-	}
-	up = true
-	needService(t, "127.0.0.1:5432")
+	pgOutage(t, func() bool { return failures.Load() >= before+3 })
 	atRestart := wrote.Load()
 	waitFor("rounds after the restart", 30*time.Second, func() bool { return wrote.Load() >= atRestart+30 })
 	stop.Store(true)
@@ -233,4 +260,129 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	t.Logf("%d rounds committed, %d refused during the outage, %d stored; outbox store errors %d",
 		wrote.Load(), failures.Load(), len(stored), outboxErrs.Load())
+}
+
+// countingSink passes rounds to the Recorder and counts its answers.
+type countingSink struct {
+	rec      *Recorder
+	ok, errs atomic.Int64
+}
+
+func (c *countingSink) Round(ctx context.Context, r *pull.Round, s *pull.Session) error {
+	err := c.rec.Round(ctx, r, s)
+	if err != nil {
+		c.errs.Add(1)
+	} else {
+		c.ok.Add(1)
+	}
+	return err
+}
+
+// TestPostgresRestartPull: the pull runner attests the TPM-backed test
+// agent (its IMA list growing) into PostgreSQL through the Recorder while
+// the server restarts. Rounds the sink refuses are forgotten and their IMA
+// entries fetched again; afterwards replay with the real verifier finds
+// every stored round trusted, its IMA chain unbroken, no sequence twice.
+func TestPostgresRestartPull(t *testing.T) {
+	dsn := pgDSN(t)
+	needRestart(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := agent.StartTest(t, agent.Options{BootAggregate: true})
+	sum := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
+	line, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum("bash"), "/usr/bin/bash", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policygen.NewRuntimePolicy()
+	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(sum("bash"))}
+	policyJSON, err := p.Marshal(policygen.FormatPretty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := ima.Compile(p, ima.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := keylime.AgentTLSConfig(a.ClientCert, a.Certificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := keylime.NewAgentClient(a.URL, tlsConf, keylime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	akq, err := quote.ParseAK(a.AKPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := &pull.Target{ID: a.UUID(), Client: client, AK: akq, Policies: verifier.Policies{Runtime: rt}}
+	st := openTestStore(t, dsn)
+	signer := testSigner(t, "ecdsa-p256")
+	llog, err := OpenLocalLog(t.TempDir(), "zest.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer llog.Close()
+	rec := &Recorder{W: &Writer{Store: st, Signer: signer, Log: LogLocal}, Verifier: "test"}
+	if err := rec.Register(ctx, a.UUID(), AgentMeta{AK: a.AKPublic(), RuntimePolicy: policyJSON, Interval: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now().Add(-time.Second)
+	sink := &countingSink{rec: rec}
+	runner := &pull.Runner{Interval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Sink: sink}
+	runDone := make(chan struct{})
+	imaDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		runner.Run(ctx, []*pull.Target{target}, map[string]*pull.Session{})
+	}()
+	go func() { // the node keeps measuring
+		defer close(imaDone)
+		for ctx.Err() == nil {
+			if err := a.AppendIMA(line); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(15 * time.Millisecond)
+		}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (%d recorded, %d refused)", what, sink.ok.Load(), sink.errs.Load())
+			}
+		}
+	}
+	waitFor("rounds before the restart", func() bool { return sink.ok.Load() >= 10 })
+	pgOutage(t, func() bool { return sink.errs.Load() >= 2 })
+	after := sink.ok.Load()
+	waitFor("rounds after the restart", func() bool { return sink.ok.Load() >= after+10 })
+	cancel()
+	<-runDone
+	<-imaDone
+	if _, err := (&Outbox{Store: st, Log: llog}).Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[uint64]bool{}
+	err = st.Scan(context.Background(), Query{Kind: KindRound, AgentID: a.UUID()}, func(sr *Stored) error {
+		if seqs[sr.Record.Seq] {
+			return fmt.Errorf("sequence %d stored twice", sr.Record.Seq)
+		}
+		seqs[sr.Record.Seq] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Replay(context.Background(), st, a.UUID(), from, time.Now().Add(time.Second),
+		ReplayOptions{Keys: Keyring{signer.KeyID: signer.Public()}, Logs: []LogKey{llog.Key()}, Verifier: &Reverifier{}, GapFactor: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Continuous || rep.Rounds != len(seqs) || int64(rep.Rounds) < sink.ok.Load() {
+		t.Errorf("replay: %s (%d stored, %d recorded); first failure %+v; problems %v", rep, len(seqs), sink.ok.Load(), rep.FirstFailure, rep.Problems)
+	}
+	t.Logf("%d rounds recorded, %d refused during the outage; replay: %s", sink.ok.Load(), sink.errs.Load(), rep)
 }
