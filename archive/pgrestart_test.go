@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,15 +50,22 @@ func (c *committedStore) Append(ctx context.Context, log string, es []Entry) ([]
 	return ids, nil
 }
 
-// pgCluster runs pg_ctlcluster on the local Debian cluster (as root).
+// pgCluster runs pg_ctlcluster on the local Debian cluster (as root):
+// the newest version's "main", as .ci/run starts it.
 func pgCluster(action string) error {
 	vers, err := os.ReadDir("/etc/postgresql")
-	if err != nil || len(vers) != 1 {
-		return fmt.Errorf("no single cluster under /etc/postgresql (%v)", err)
+	if err != nil || len(vers) == 0 {
+		return fmt.Errorf("no cluster under /etc/postgresql (%v)", err)
 	}
-	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", vers[0].Name(), "main", action).CombinedOutput()
+	newest, best := "", -1
+	for _, v := range vers {
+		if n, err := strconv.Atoi(v.Name()); err == nil && n > best {
+			newest, best = v.Name(), n
+		}
+	}
+	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", newest, "main", action).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pg_ctlcluster %s: %v: %s", action, err, bytes.TrimSpace(out))
+		return fmt.Errorf("pg_ctlcluster %s %s: %v: %s", newest, action, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
