@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -393,4 +394,69 @@ func TestPostgresRestartPull(t *testing.T) {
 		t.Errorf("replay: %s (%d stored, %d recorded); first failure %+v; problems %v", rep, len(seqs), sink.ok.Load(), rep.FirstFailure, rep.Problems)
 	}
 	t.Logf("%d rounds recorded, %d refused during the outage; replay: %s", sink.ok.Load(), sink.errs.Load(), rep)
+}
+
+// lostAnswerStore commits through the real store but, when armed, reports
+// the commit as failed (the connection broke after COMMIT) and can refuse
+// the next Latest (the server still down).
+type lostAnswerStore struct {
+	Store
+	loseAppend, failLatest bool
+}
+
+func (s *lostAnswerStore) Append(ctx context.Context, log string, es []Entry) ([]int64, error) {
+	ids, err := s.Store.Append(ctx, log, es)
+	if err == nil && s.loseAppend {
+		s.loseAppend = false
+		return nil, errors.New("connection reset after commit")
+	}
+	return ids, err
+}
+
+func (s *lostAnswerStore) Latest(ctx context.Context, kind Kind, agent string) (*Stored, error) {
+	if s.failLatest {
+		s.failLatest = false
+		return nil, errors.New("connection refused")
+	}
+	return s.Store.Latest(ctx, kind, agent)
+}
+
+// TestRecorderLostCommitAnswer: a commit that reached the database but
+// whose answer was lost is recognized (reported as committed) when the
+// store can be asked at once, and otherwise never makes the Recorder
+// reuse its sequence number.
+func TestRecorderLostCommitAnswer(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name       string
+		failLatest bool
+		wantErr    bool
+	}{{"store answers", false, false}, {"store still down", true, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &lostAnswerStore{Store: openTestStore(t, sqliteDSN(t))}
+			rec := &Recorder{W: &Writer{Store: st, Signer: testSigner(t, "ecdsa-p256"), Log: LogLocal}, Verifier: "test"}
+			if err := rec.Register(ctx, "a", AgentMeta{AK: testAK}); err != nil {
+				t.Fatal(err)
+			}
+			push := func(k int) error {
+				return rec.CommitPush(ctx, "a", []byte(`{}`), &server.PushRound{Agent: "a", Challenge: []byte{byte(k)}, Quote: fmt.Sprint(k),
+					HashAlg: "sha256", End: time.Now(), Result: &verifier.Result{Verdict: failure.VerdictTrusted}})
+			}
+			if err := push(1); err != nil {
+				t.Fatal(err)
+			}
+			st.loseAppend, st.failLatest = true, tt.failLatest
+			if err := push(2); (err != nil) != tt.wantErr {
+				t.Fatalf("lost answer: err %v, want error %v", err, tt.wantErr)
+			}
+			if err := push(3); err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			st.Scan(ctx, Query{Kind: KindRound, AgentID: "a"}, func(sr *Stored) error { seqs = append(seqs, sr.Record.Seq); return nil })
+			if fmt.Sprint(seqs) != "[1 2 3]" {
+				t.Errorf("stored sequence numbers %v, want [1 2 3]", seqs)
+			}
+		})
+	}
 }
