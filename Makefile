@@ -24,7 +24,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./digests/imalog/ ./policygen/... ./schema/ ./digests/initrd/ ./digests/rpm/ ./digests/rpmrepo/ ./digests/deb/ ./digests/pe/ ./digests/eventlog/ ./digests/firmware/ ./verifier/keylime/ ./verifier/quote/ ./verifier/mb/ ./verifier/ima/
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=20x ./verifier/server/
 	# archive: ingest (SQLite, PostgreSQL at 127.0.0.1:5432) vs a bare INSERT,
-	# replay vs a bare scan.
+	# replay vs a bare scan. The issue's sizes: ZEST_BENCH_ARCHIVE_RECORDS=1000000
+	# ZEST_BENCH_ARCHIVE_ROUNDS=100000 with -benchtime=1x.
 	$(GO) test -run='^$$' -bench=. -benchtime=3x ./archive/
 
 # Soak tests (not in `make test`): push agents against one push server and

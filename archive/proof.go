@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -77,14 +78,34 @@ type localEntry struct {
 
 const typeLocalEntry = "zest.archive.log-entry/v1"
 
-// LocalEntry returns the bytes the embedded log stores for rec.
+// LocalEntry returns the bytes the embedded log stores for rec: the
+// canonical JSON of a localEntry, written directly (its members in
+// canonical order; replay builds it for every record).
 func LocalEntry(rec *Record) []byte {
-	d := rec.Digest()
-	b, err := MarshalCanonical(localEntry{Type: typeLocalEntry, Digest: "sha256:" + hex.EncodeToString(d[:]), KeyID: rec.KeyID, Sig: rec.Sig})
-	if err != nil {
-		panic(err) // fixed shape, cannot fail
+	if !utf8.ValidString(rec.KeyID) {
+		b, err := localEntrySlow(rec)
+		if err != nil {
+			panic(err) // fixed shape, cannot fail
+		}
+		return b
 	}
-	return b
+	d := rec.Digest()
+	var b bytes.Buffer
+	b.Grow(160 + len(rec.KeyID) + base64.StdEncoding.EncodedLen(len(rec.Sig)))
+	b.WriteString(`{"digest":"sha256:`)
+	b.WriteString(hex.EncodeToString(d[:]))
+	b.WriteString(`","key_id":`)
+	_ = canonString(&b, rec.KeyID, 0) // valid UTF-8: cannot fail
+	b.WriteString(`,"sig":"`)
+	b.WriteString(base64.StdEncoding.EncodeToString(rec.Sig))
+	b.WriteString(`","type":"` + typeLocalEntry + `"}`)
+	return b.Bytes()
+}
+
+// localEntrySlow is LocalEntry through encoding/json (tests compare).
+func localEntrySlow(rec *Record) ([]byte, error) {
+	d := rec.Digest()
+	return MarshalCanonical(localEntry{Type: typeLocalEntry, Digest: "sha256:" + hex.EncodeToString(d[:]), KeyID: rec.KeyID, Sig: rec.Sig})
 }
 
 // VerifyProof checks offline that p proves rec was entered in a log of
@@ -124,15 +145,18 @@ func verifyProof(p *Proof, rec *Record, keys []LogKey, cache *sync.Map) error {
 		if string(p.Entry) != string(LocalEntry(rec)) {
 			return errors.New("logged entry does not match the record's digest and signature")
 		}
-		v, err = note.NewVerifier(key.VKey)
+		var lv *logVerifier
+		if lv, err = cachedLogVerifier(key, cache); err == nil {
+			v = lv.v
+		}
 	case LogRekor:
 		if err := checkHashedRekord(p.Entry, d[:], rec.Sig); err != nil {
 			return err
 		}
-		var pub *ecdsa.PublicKey
-		pub, v, err = rekorVerifier(key)
-		if err == nil {
-			err = verifySET(p, pub)
+		var lv *logVerifier
+		if lv, err = cachedLogVerifier(key, cache); err == nil {
+			v = lv.v
+			err = verifySET(p, lv.pub)
 		}
 	default:
 		return fmt.Errorf("unknown log %q", p.Log)
@@ -169,6 +193,38 @@ func verifyProof(p *Proof, rec *Record, keys []LogKey, cache *sync.Map) error {
 		return fmt.Errorf("checkpoint (size %d) does not match the proof's tree (size %d)", cp.Size, p.TreeSize)
 	}
 	return nil
+}
+
+// logVerifier is a log key parsed once per replay.
+type logVerifier struct {
+	pub *ecdsa.PublicKey // Rekor
+	v   note.Verifier
+}
+
+func cachedLogVerifier(key *LogKey, cache *sync.Map) (*logVerifier, error) {
+	ck := "key\x00" + key.Log + "\x00" + key.VKey + "\x00" + key.PublicPEM
+	if cache != nil {
+		if c, ok := cache.Load(ck); ok {
+			return c.(*logVerifier), nil
+		}
+	}
+	lv := &logVerifier{}
+	var err error
+	switch key.Log {
+	case LogLocal:
+		lv.v, err = note.NewVerifier(key.VKey)
+	case LogRekor:
+		lv.pub, lv.v, err = rekorVerifier(key)
+	default:
+		err = fmt.Errorf("unknown log %q", key.Log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		cache.Store(ck, lv)
+	}
+	return lv, nil
 }
 
 // Checkpoint is a verified tree head.

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -260,11 +261,10 @@ func (r *Record) Open(keys Keyring) (any, error) {
 
 // decode parses the body without checking the signature.
 func (r *Record) decode() (any, error) {
-	canon, err := Canonicalize(r.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s/%d: body: %w", r.Kind, r.AgentID, r.Seq, err)
-	}
-	if string(canon) != string(r.Body) {
+	if !IsCanonical(r.Body) {
+		if _, err := Canonicalize(r.Body); err != nil {
+			return nil, fmt.Errorf("%s %s/%d: body: %w", r.Kind, r.AgentID, r.Seq, err)
+		}
 		return nil, fmt.Errorf("%s %s/%d: body is not in canonical form", r.Kind, r.AgentID, r.Seq)
 	}
 	var agent string
@@ -301,7 +301,7 @@ func (r *Record) decode() (any, error) {
 }
 
 func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }

@@ -29,6 +29,9 @@ type agentRec struct {
 	ak, runtime, mbPolicy, tpmPol Ref
 	seq                           uint64
 	blobsStored                   bool
+	// resync: a commit failed without it being known whether it reached
+	// the database; the next commit first reads the agent's sequence back.
+	resync bool
 }
 
 // Recorder archives every round the verifier service produces: it is the
@@ -135,12 +138,22 @@ func (r *Recorder) agent(id string) (*agentRec, error) {
 }
 
 // commit signs and stores one round; seq is assigned here.
+//
+// A failed commit is ambiguous when the connection broke after the
+// database committed (a PostgreSQL restart, a network cut): the round may
+// be stored although Append returned an error. commit asks the store right
+// away whether the round is there and reports success if it is; when the
+// store cannot answer yet, the next commit reads the agent's newest round
+// first, so a sequence number is never used twice.
 func (r *Recorder) commit(ctx context.Context, ar *agentRec, rd *Round, blobs []Blob) error {
 	rd.Type, rd.Verifier = TypeRound, r.Verifier
 	rd.Evidence.AK, rd.RuntimePolicy, rd.MBPolicy, rd.TPMPolicy = ar.ak, ar.runtime, ar.mbPolicy, ar.tpmPol
 	rd.IntervalMS = ar.meta.Interval.Milliseconds()
 	rd.Options = ar.meta.Options
-	if !ar.blobsStored {
+	r.mu.Lock()
+	resync, seq, stored := ar.resync, ar.seq, ar.blobsStored
+	r.mu.Unlock()
+	if !stored {
 		blobs = append(blobs, NewBlob(ar.meta.AK))
 		for _, p := range [][]byte{ar.meta.RuntimePolicy, ar.meta.MBPolicy, ar.meta.TPMPolicy} {
 			if len(p) > 0 {
@@ -148,15 +161,32 @@ func (r *Recorder) commit(ctx context.Context, ar *agentRec, rd *Round, blobs []
 			}
 		}
 	}
-	r.mu.Lock()
-	rd.Seq = ar.seq + 1
-	r.mu.Unlock()
-	if _, err := r.W.RecordRound(ctx, rd, blobs...); err != nil {
+	if resync {
+		latest, err := r.W.Store.Latest(ctx, KindRound, rd.AgentID)
+		switch {
+		case err == nil:
+			seq = max(seq, latest.Record.Seq)
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("archive: agent %s: reading back the last round: %w", rd.AgentID, err)
+		}
+	}
+	rd.Seq = seq + 1
+	e, err := r.W.RoundEntry(rd, blobs...)
+	if err != nil {
 		return err
 	}
+	if _, err := r.W.Store.Append(ctx, r.W.Log, []Entry{e}); err != nil {
+		latest, lerr := r.W.Store.Latest(ctx, KindRound, rd.AgentID)
+		if lerr != nil || latest.Record.Digest() != e.Record.Digest() {
+			r.mu.Lock()
+			ar.seq, ar.resync = seq, true
+			r.mu.Unlock()
+			return err
+		}
+		// Committed after all: the error came after the commit.
+	}
 	r.mu.Lock()
-	ar.seq = rd.Seq
-	ar.blobsStored = true
+	ar.seq, ar.resync, ar.blobsStored = rd.Seq, false, true
 	r.mu.Unlock()
 	return nil
 }

@@ -228,23 +228,9 @@ func Replay(ctx context.Context, src Source, agent string, from, to time.Time, o
 		rep.Warmup++
 	}
 	r.lastTime = from
-	var batch []*Stored
-	flush := func() {
-		for _, o := range r.openBatch(batch) {
-			r.round(o, false)
-		}
-		batch = batch[:0]
-	}
-	err = src.Scan(ctx, Query{Kind: KindRound, AgentID: agent, From: from, To: to}, func(st *Stored) error {
-		if batch = append(batch, st); len(batch) == 512 {
-			flush()
-		}
-		return ctx.Err()
-	})
-	if err != nil {
+	if err := r.pipeline(Query{Kind: KindRound, AgentID: agent, From: from, To: to}); err != nil {
 		return nil, err
 	}
-	flush()
 	r.gap(to, opts.Interval)
 	rep.Continuous = rep.Rounds > 0 && rep.Trusted == rep.Rounds && len(rep.Gaps) == 0 && len(rep.Problems) == 0
 	return rep, nil
@@ -263,6 +249,8 @@ type replayer struct {
 	// blobCache keeps blobs rounds share (AK, policies, UEFI log of a
 	// boot); IMA lines are per round and never cached.
 	blobCache map[Ref][]byte
+	// batchBlobs are the current batch's IMA lines, read ahead.
+	batchBlobs map[Ref][]byte
 }
 
 // opened is a record after the parallel stage: signature and proofs
@@ -273,11 +261,109 @@ type opened struct {
 	fs   failure.List
 }
 
+// openedBatch is a batch after the parallel stage, with the per-round
+// blobs (IMA lines) of its rounds read ahead.
+type openedBatch struct {
+	recs  []opened
+	blobs map[Ref][]byte
+}
+
+// BlobBatcher is implemented by sources that read many blobs in one
+// query; replay reads each batch's IMA lines with it. Missing refs are
+// absent from the map.
+type BlobBatcher interface {
+	Blobs(ctx context.Context, refs []Ref) (map[Ref][]byte, error)
+}
+
+// replayBatch is how many rounds go through the parallel stage at once.
+const replayBatch = 512
+
+// pipeline replays the rounds q selects in three overlapping stages: the
+// scan, the order-independent checks of a batch (signatures, proofs,
+// decoding, reading its IMA lines) on all cores, and the sequential rest
+// (continuity, the RoundVerifier) for the batch before it.
+func (r *replayer) pipeline(q Query) error {
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	scanned := make(chan []*Stored, 2)
+	openedCh := make(chan openedBatch, 2)
+	scanErr := make(chan error, 1)
+	go func() {
+		defer close(scanned)
+		var batch []*Stored
+		send := func() error {
+			select {
+			case scanned <- batch:
+				batch = nil
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := r.src.Scan(ctx, q, func(st *Stored) error {
+			if batch = append(batch, st); len(batch) == replayBatch {
+				return send()
+			}
+			return ctx.Err()
+		})
+		if err == nil && len(batch) > 0 {
+			err = send()
+		}
+		scanErr <- err
+	}()
+	go func() {
+		defer close(openedCh)
+		for b := range scanned {
+			ob := openedBatch{recs: r.openBatch(b)}
+			ob.blobs = r.prefetch(ctx, ob.recs)
+			select {
+			case openedCh <- ob:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for ob := range openedCh {
+		r.batchBlobs = ob.blobs
+		for _, o := range ob.recs {
+			r.round(o, false)
+		}
+	}
+	r.batchBlobs = nil
+	if err := <-scanErr; err != nil {
+		return err
+	}
+	return r.ctx.Err()
+}
+
+// prefetch reads the IMA lines of a batch's rounds in one query when the
+// source can; anything it misses is read (or reported missing) one by one.
+func (r *replayer) prefetch(ctx context.Context, recs []opened) map[Ref][]byte {
+	bb, ok := r.src.(BlobBatcher)
+	if !ok {
+		return nil
+	}
+	var refs []Ref
+	for _, o := range recs {
+		if rd, ok := o.body.(*Round); ok && rd.Evidence.IMALines != "" {
+			refs = append(refs, rd.Evidence.IMALines)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	m, err := bb.Blobs(ctx, refs)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
 // openBatch checks signatures and proofs of a batch on all cores; the
 // order-dependent rest of replay runs sequentially after it.
 func (r *replayer) openBatch(batch []*Stored) []opened {
 	out := make([]opened, len(batch))
-	workers := runtime.GOMAXPROCS(0)
+	workers := min(runtime.GOMAXPROCS(0), len(batch))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -346,7 +432,11 @@ func (r *replayer) blob(ref Ref, what string, fs *failure.List, ctx map[string]a
 		}
 		return b
 	}
-	b, err := r.src.Blob(r.ctx, ref)
+	b, ok := r.batchBlobs[ref]
+	var err error
+	if !ok {
+		b, err = r.src.Blob(r.ctx, ref)
+	}
 	if err != nil {
 		fs.Rejectf(IDBlobMissing, ctx, "%s %s is missing: %v", what, ref, err)
 		return nil

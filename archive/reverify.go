@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -27,6 +28,12 @@ type Reverifier struct {
 
 	compiled map[Ref]*ima.Policy
 	refs     map[Ref]verifier.MBEvaluator
+	aks      map[Ref]*quote.AK
+	// imaBuf is reused for every round's IMA lines: imalog.NewReader
+	// takes a bufio.Reader that is large enough as it is, instead of
+	// allocating its 256 KiB buffer per round. VerifyRound is not safe
+	// for concurrent use (replay calls it in order).
+	imaBuf *bufio.Reader
 }
 
 // VerifyRound implements RoundVerifier.
@@ -38,7 +45,7 @@ func (rv *Reverifier) VerifyRound(_ context.Context, prev *ReplayState, in *Roun
 		res.Verdict = res.Failures.Verdict()
 		return res, nil
 	}
-	ak, err := quote.ParseAK(in.AK)
+	ak, err := rv.ak(in.AK)
 	if err != nil {
 		return fail(failure.Errorf(failure.QuoteNoPubkey, nil, "archived AK: %v", err))
 	}
@@ -75,7 +82,11 @@ func (rv *Reverifier) VerifyRound(_ context.Context, prev *ReplayState, in *Roun
 		IMAStart: rd.Evidence.IMAStart, MBLog: in.UEFILog,
 	}
 	if rd.Evidence.IMALines != "" || pol.Runtime != nil {
-		ev.IMAList = bytes.NewReader(in.IMALines)
+		if rv.imaBuf == nil {
+			rv.imaBuf = bufio.NewReaderSize(nil, 256<<10)
+		}
+		rv.imaBuf.Reset(bytes.NewReader(in.IMALines))
+		ev.IMAList = rv.imaBuf
 	}
 	ch := verifier.Challenge{Nonce: nonce, Mask: rd.Evidence.Mask}
 	if rd.Evidence.Data != "" {
@@ -86,6 +97,23 @@ func (rv *Reverifier) VerifyRound(_ context.Context, prev *ReplayState, in *Roun
 	next := r.Next.IMA.NextEntry
 	res.IMANext = &next
 	return res, nil
+}
+
+// ak parses an archived AK once per replay, keyed by its hash.
+func (rv *Reverifier) ak(data []byte) (*quote.AK, error) {
+	ref := RefOf(data)
+	if ak, ok := rv.aks[ref]; ok {
+		return ak, nil
+	}
+	ak, err := quote.ParseAK(data)
+	if err != nil {
+		return nil, err
+	}
+	if rv.aks == nil || len(rv.aks) > 16 {
+		rv.aks = map[Ref]*quote.AK{}
+	}
+	rv.aks[ref] = ak
+	return ak, nil
 }
 
 func (rv *Reverifier) runtime(ref Ref, data []byte) (*ima.Policy, error) {

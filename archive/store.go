@@ -633,3 +633,33 @@ func (s *sqlStore) Status(ctx context.Context) (*Status, error) {
 	st.LastError = lastErr.String
 	return st, nil
 }
+
+// Blobs implements BlobBatcher: one query per 500 references.
+func (s *sqlStore) Blobs(ctx context.Context, refs []Ref) (map[Ref][]byte, error) {
+	out := make(map[Ref][]byte, len(refs))
+	for i := 0; i < len(refs); i += 500 {
+		chunk := refs[i:min(i+500, len(refs))]
+		args := make([]any, len(chunk))
+		for j, r := range chunk {
+			args[j] = string(r)
+		}
+		rows, err := s.db.QueryContext(ctx, s.q(`SELECT ref, data FROM blobs WHERE ref IN (`+placeholders(len(chunk))+`)`), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var ref string
+			var data []byte
+			if err := rows.Scan(&ref, &data); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[Ref(ref)] = data
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -347,6 +347,7 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 	worst := failure.VerdictTrusted
 	for n := 0; ; n++ {
 		start := time.Now()
+		before := *s
 		r := pull.Attest(ctx, t, s)
 		if ctx.Err() != nil && r.Response == nil {
 			break
@@ -355,8 +356,15 @@ func (a *app) runVerifyAgent(ctx context.Context, af *agentFlags, pf *policyFlag
 			worst = r.Verdict()
 		}
 		if live != nil {
-			if err := live.rec.Round(ctx, r, s); err != nil {
+			if err := live.rec.Round(ctx, r, s); err != nil && !watch {
 				return fmt.Errorf("archive: %w", err)
+			} else if err != nil {
+				// Not recorded (the database is down or restarting): as
+				// the pull runner does, forget the round so the next one
+				// asks the agent for the same IMA entries again and the
+				// archive has no hole.
+				a.note("archive: round not recorded, retrying next round: %v", err)
+				*s = before
 			}
 		}
 		rep := roundReport{Agent: t.ID, Verdict: r.Verdict(), Failures: r.Result.Failures}
