@@ -122,7 +122,7 @@ func (p *Policy) Evaluate(state State, in Input) *Result {
 }
 
 func defaultConfig() evalConfig {
-	cfg := evalConfig{workers: runtime.GOMAXPROCS(0), seqLines: 256, batchLines: 512, batchBytes: 256 << 10}
+	cfg := evalConfig{workers: runtime.GOMAXPROCS(0), seqLines: 256, batchLines: 256, batchBytes: 256 << 10}
 	if cfg.workers < 2 {
 		cfg.seqLines = -1 // one core: batches only add copying
 	}
@@ -268,29 +268,14 @@ func (e *evaluator) run() {
 		return
 	}
 	rd := imalog.NewReader(e.in.Log, logName)
-	ps := imalog.NewParser(logName)
-	var (
-		ent   imalog.Entry
-		h     lineHashes
-		arena []byte
-		td    []byte
-	)
+	sc := &lineScratch{ps: imalog.NewParser(logName)}
 	for n := 0; ; n++ {
 		if n == e.cfg.seqLines {
-			e.runBatches(rd)
+			e.runBatches(rd, sc)
 			return
 		}
 		line, no, off, err := rd.NextLine()
-		if err == io.EOF {
-			return
-		}
-		if err == nil {
-			arena, err = ps.Parse(&ent, line, no, off, arena[:0])
-		}
-		if err == nil {
-			td = e.hasher.prepare(&ent, td, &h)
-		}
-		if !e.take(&ent, err, &h) {
+		if err == io.EOF || !e.line(sc, line, no, off, err) {
 			return
 		}
 	}

@@ -71,44 +71,80 @@ func (hs *hasher) prepare(ent *imalog.Entry, td []byte, h *lineHashes) []byte {
 	return td
 }
 
-// batch is a run of lines read in order, parsed and hashed by workers,
-// then judged in order.
+// batch is a run of lines read in order, parsed and hashed by helper
+// goroutines, judged in order by the evaluating goroutine.
+//
+// The evaluating goroutine never waits for a helper: a chunk of lines a
+// helper has finished is judged from its results, a chunk nobody claimed
+// yet it claims, and a chunk a helper is still at (its thread may not even
+// be running on a busy machine) it parses and hashes again itself, into
+// its own scratch. So a round is never slower than the one-line-at-a-time
+// evaluation by more than the batching itself. A batch goes back to the
+// pool when its last user lets go of it.
 type batch struct {
 	buf   []byte // the lines' bytes, copied out of the reader
 	items []batchItem
 	// last: reading stopped for good (end of input or a read error,
 	// which is then the last item).
-	last bool
-	// Per claimer scratch, kept across batches.
-	arenas  [][]byte
-	tds     [][]byte
-	claimed atomic.Int32 // chunks claimed
+	last    bool
+	arenas  [][]byte      // hex arena per helper, the last the evaluating goroutine's
+	claimed atomic.Int32  // chunks claimed
+	done    []atomic.Bool // per chunk: a helper filled its items' ent, h and perr
+	refs    atomic.Int32  // users: the evaluating goroutine and running helpers
 }
 
 type batchItem struct {
+	// Set by fill, read-only afterwards.
 	start, end int   // the line in buf
 	no         int   // line number
 	off        int64 // byte offset
-	err        error // read or parse error
-	ent        imalog.Entry
-	h          lineHashes
+	err        error // read error
+	// Set by the helper that claimed the chunk.
+	perr error // parse error
+	ent  imalog.Entry
+	h    lineHashes
 }
 
-// batches keeps batch buffers between rounds: a round of a long list
-// needs two, of some hundred kilobytes each.
+// batches keeps batch buffers between rounds.
 var batches = sync.Pool{New: func() any { return &batch{} }}
 
-// release returns b to the pool, without references into the round's
-// input or entries.
-func (b *batch) release() {
-	clear(b.items) // errors of the round
-	b.items, b.buf = b.items[:0], b.buf[:0]
-	batches.Put(b)
+// getBatch returns an empty batch held by the caller.
+func getBatch() *batch {
+	b := batches.Get().(*batch)
+	b.refs.Store(1)
+	return b
+}
+
+// drop lets go of b; the last user returns it to the pool.
+func (b *batch) drop() {
+	if b.refs.Add(-1) == 0 {
+		clear(b.items) // errors of the round
+		b.items, b.buf = b.items[:0], b.buf[:0]
+		batches.Put(b)
+	}
 }
 
 // fill reads up to cfg.batchLines lines (or cfg.batchBytes bytes) into b.
 func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 	b.buf, b.items, b.last = b.buf[:0], b.items[:0], false
+	for len(b.arenas) < cfg.workers {
+		b.arenas = append(b.arenas, nil)
+	}
+	b.arenas = b.arenas[:cfg.workers] // helpers', then the evaluating goroutine's
+	for i := range b.arenas {
+		b.arenas[i] = b.arenas[i][:0]
+	}
+	defer func() {
+		chunks := (len(b.items) + chunkLines - 1) / chunkLines
+		if cap(b.done) < chunks {
+			b.done = make([]atomic.Bool, chunks)
+		}
+		b.done = b.done[:chunks]
+		for i := range b.done {
+			b.done[i].Store(false)
+		}
+		b.claimed.Store(0)
+	}()
 	for len(b.items) < cfg.batchLines && len(b.buf) < cfg.batchBytes {
 		line, no, off, err := rd.NextLine()
 		if err == io.EOF {
@@ -117,7 +153,7 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 		}
 		if err != nil {
 			var pe *imalog.ParseError
-			b.items = append(b.items, batchItem{err: err})
+			b.items = append(b.items, batchItem{no: -1, err: err})
 			if !errors.As(err, &pe) {
 				b.last = true
 				return
@@ -131,90 +167,148 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 }
 
 // chunkLines is how many lines a goroutine claims at a time.
-const chunkLines = 32
+const chunkLines = 16
 
-// start empties b's scratch and starts len(parsers)-1 goroutines parsing
-// and hashing b's items; the caller works along as claimer 0 (work), then
-// waits on wg.
-func (b *batch) start(hs *hasher, parsers []*imalog.Parser, wg *sync.WaitGroup) {
-	for len(b.arenas) < len(parsers) {
-		b.arenas = append(b.arenas, nil)
-		b.tds = append(b.tds, nil)
+// help starts n helper goroutines on b, counted in wg and live. Helpers
+// that have not run yet keep their batch, so while 2n are still live no
+// more start (the evaluating goroutine does their work): the batches
+// alive stay bounded however starved the helpers are.
+func (b *batch) help(n int, hs *hasher, wg *sync.WaitGroup, live *atomic.Int32) {
+	if int(live.Load()) >= 2*n {
+		return
 	}
-	for i := range b.arenas {
-		b.arenas[i] = b.arenas[i][:0]
-	}
-	b.claimed.Store(0)
-	for i := 1; i < len(parsers); i++ {
+	for i := 0; i < n; i++ {
+		b.refs.Add(1)
+		live.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.work(i, hs, parsers[i])
+			defer live.Add(-1)
+			defer b.drop()
+			b.work(i, hs)
 		}()
 	}
 }
 
 // work parses and hashes chunks of b's items until none is left
-// unclaimed; i names the claimer's scratch.
-func (b *batch) work(i int, hs *hasher, ps *imalog.Parser) {
-	arena, td := b.arenas[i], b.tds[i]
-	for {
-		lo := int(b.claimed.Add(1)-1) * chunkLines
-		if lo >= len(b.items) {
-			break
-		}
-		for k := lo; k < min(lo+chunkLines, len(b.items)); k++ {
-			it := &b.items[k]
-			if it.err != nil {
-				continue
-			}
-			arena, it.err = ps.Parse(&it.ent, b.buf[it.start:it.end], it.no, it.off, arena)
-			if it.err == nil {
-				td = hs.prepare(&it.ent, td, &it.h)
-			}
-		}
+// unclaimed.
+func (b *batch) work(i int, hs *hasher) {
+	ps := imalog.NewParser(logName)
+	var td []byte
+	for b.claimOne(i, hs, ps, &td) {
 	}
-	b.arenas[i], b.tds[i] = arena, td
 }
 
-// runBatches evaluates the rest of the list: while other goroutines parse
-// and hash one batch, this one judges the previous batch in list order
-// (so failures, counts and the replay are those of a sequential run), then
-// helps with the rest of the batch.
-func (e *evaluator) runBatches(rd *imalog.Reader) {
-	parsers := make([]*imalog.Parser, e.cfg.workers)
-	for i := range parsers {
-		parsers[i] = imalog.NewParser(logName)
+// claimOne claims the next unclaimed chunk and fills its items' ent, h
+// and perr, using arena i; false when none is left.
+func (b *batch) claimOne(i int, hs *hasher, ps *imalog.Parser, td *[]byte) bool {
+	c := int(b.claimed.Add(1) - 1)
+	lo := c * chunkLines
+	if lo >= len(b.items) {
+		return false
 	}
-	var wg sync.WaitGroup
-	cur, spare := batches.Get().(*batch), batches.Get().(*batch)
-	defer func() {
-		wg.Wait() // no goroutine outlives the round, whatever stops it
-		cur.release()
-		spare.release()
-	}()
-	cur.fill(rd, e.cfg)
-	cur.start(&e.hasher, parsers, &wg)
-	cur.work(0, &e.hasher, parsers[0])
-	wg.Wait()
-	for {
-		var next *batch
-		if !cur.last {
-			next = spare
-			next.fill(rd, e.cfg)
-			next.start(&e.hasher, parsers, &wg)
+	arena := b.arenas[i]
+	for k := lo; k < min(lo+chunkLines, len(b.items)); k++ {
+		it := &b.items[k]
+		if it.err != nil {
+			continue
 		}
-		for k := range cur.items {
-			it := &cur.items[k]
-			if !e.take(&it.ent, it.err, &it.h) {
-				return
+		arena, it.perr = ps.Parse(&it.ent, b.buf[it.start:it.end], it.no, it.off, arena)
+		if it.perr == nil {
+			*td = hs.prepare(&it.ent, *td, &it.h)
+		}
+	}
+	b.arenas[i] = arena
+	b.done[c].Store(true)
+	return true
+}
+
+// lineScratch is the evaluating goroutine's own parse and hash state.
+type lineScratch struct {
+	ps    *imalog.Parser
+	ent   imalog.Entry
+	h     lineHashes
+	arena []byte
+	td    []byte
+}
+
+// line parses, hashes and judges one line itself; false stops reading.
+func (e *evaluator) line(sc *lineScratch, line []byte, no int, off int64, err error) bool {
+	if err == nil {
+		sc.arena, err = sc.ps.Parse(&sc.ent, line, no, off, sc.arena[:0])
+	}
+	if err == nil {
+		sc.td = e.hasher.prepare(&sc.ent, sc.td, &sc.h)
+	}
+	return e.take(&sc.ent, err, &sc.h)
+}
+
+// judge judges b's items in order (see batch); false stops reading.
+func (e *evaluator) judge(b *batch, sc *lineScratch) bool {
+	for c := range b.done {
+		lo, hi := c*chunkLines, min(len(b.items), (c+1)*chunkLines)
+		// Rather than wait for chunk c, work on the next unclaimed one
+		// (c itself if nobody has it).
+		for !b.done[c].Load() && b.claimOne(len(b.arenas)-1, &e.hasher, sc.ps, &sc.td) {
+		}
+		if b.done[c].Load() {
+			for k := lo; k < hi; k++ {
+				it := &b.items[k]
+				err := it.err
+				if err == nil {
+					err = it.perr
+				}
+				if !e.take(&it.ent, err, &it.h) {
+					return false
+				}
+			}
+			continue
+		}
+		// Every chunk is claimed and a helper is still at this one (its
+		// thread may not even be running): done again here.
+		for k := lo; k < hi; k++ {
+			it := &b.items[k]
+			if !e.line(sc, b.buf[it.start:it.end], it.no, it.off, it.err) {
+				return false
 			}
 		}
-		if next == nil {
+	}
+	return true
+}
+
+// runBatches evaluates the rest of the list: while helpers parse and hash
+// the next batch, this goroutine judges the current one in list order, so
+// failures, counts and the replay are those of a sequential run.
+func (e *evaluator) runBatches(rd *imalog.Reader, sc *lineScratch) {
+	helpers := e.cfg.workers - 1
+	var (
+		wg   sync.WaitGroup
+		live atomic.Int32
+	)
+	defer wg.Wait() // no helper outlives the round
+	var cur *batch
+	defer func() {
+		if cur != nil {
+			cur.drop()
+		}
+	}()
+	next := func() *batch {
+		b := getBatch()
+		b.fill(rd, e.cfg)
+		b.help(helpers, &e.hasher, &wg, &live)
+		return b
+	}
+	cur = next()
+	for {
+		var upcoming *batch
+		if !cur.last {
+			upcoming = next()
+		}
+		ok := e.judge(cur, sc)
+		cur.drop()
+		cur = upcoming
+		if !ok || cur == nil {
 			return
 		}
-		next.work(0, &e.hasher, parsers[0])
-		wg.Wait()
-		cur, spare = next, cur
 	}
 }

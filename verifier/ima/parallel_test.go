@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/imalog"
@@ -100,6 +101,17 @@ func TestBatchedLongList(t *testing.T) {
 // TestBatchedResume: a trusted long list under Evaluate's own batching,
 // then a round resumed from its state.
 func TestBatchedResume(t *testing.T) {
+	g0 := runtime.NumGoroutine()
+	defer func() {
+		// Evaluate waits for its helpers; they may take a moment to exit
+		// after signalling.
+		for i := 0; runtime.NumGoroutine() > g0 && i < 100; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > g0 {
+			t.Errorf("%d goroutines left running", n-g0)
+		}
+	}()
 	bl := makeBenchLog(t, 5000)
 	in := Input{PCR10: map[digests.Algorithm][]byte{digests.SHA256: bl.pcr10}}
 	r := sameAsSequential(t, bl.policy, State{}, in, bl.log)
