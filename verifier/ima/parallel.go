@@ -118,7 +118,9 @@ func getBatch() *batch {
 // drop lets go of b; the last user returns it to the pool.
 func (b *batch) drop() {
 	if b.refs.Add(-1) == 0 {
-		clear(b.items) // errors of the round
+		for i := range b.items { // errors of the round; the rest is b's own memory
+			b.items[i].err, b.items[i].perr = nil, nil
+		}
 		b.items, b.buf = b.items[:0], b.buf[:0]
 		batches.Put(b)
 	}
@@ -151,19 +153,34 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 			b.last = true
 			return
 		}
+		it := b.add()
 		if err != nil {
 			var pe *imalog.ParseError
-			b.items = append(b.items, batchItem{no: -1, err: err})
+			it.no, it.err = -1, err
 			if !errors.As(err, &pe) {
 				b.last = true
 				return
 			}
 			continue
 		}
-		start := len(b.buf)
+		it.start = len(b.buf)
 		b.buf = append(b.buf, line...)
-		b.items = append(b.items, batchItem{start: start, end: len(b.buf), no: no, off: off})
+		it.end, it.no, it.off = len(b.buf), no, off
 	}
+}
+
+// add appends an item with its fill fields zero. Its ent and h keep what
+// an earlier use left (Parse and prepare set every field judging reads),
+// which saves zeroing and copying 700 bytes per line.
+func (b *batch) add() *batchItem {
+	if len(b.items) < cap(b.items) {
+		b.items = b.items[:len(b.items)+1]
+	} else {
+		b.items = append(b.items, batchItem{})
+	}
+	it := &b.items[len(b.items)-1]
+	it.start, it.end, it.no, it.off, it.err, it.perr = 0, 0, 0, 0, nil, nil
+	return it
 }
 
 // chunkLines is how many lines a goroutine claims at a time.
