@@ -312,6 +312,7 @@ func (e *evaluator) runBatches(rd *imalog.Reader, sc *lineScratch) {
 	next := func() *batch {
 		b := getBatch()
 		b.fill(rd, e.cfg)
+		b.claimed.Add(int32(e.cfg.held))
 		b.help(helpers, &e.hasher, &wg, &live)
 		return b
 	}

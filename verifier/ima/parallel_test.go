@@ -21,6 +21,9 @@ var batchConfigs = []evalConfig{
 	{workers: 3, seqLines: 0, batchLines: 1, batchBytes: 1 << 20},
 	{workers: 2, seqLines: 1, batchLines: 3, batchBytes: 1 << 20},
 	{workers: 4, seqLines: 2, batchLines: 64, batchBytes: 200},
+	// The first chunk of every batch held by a helper that never runs.
+	{workers: 2, seqLines: 0, batchLines: 40, batchBytes: 1 << 20, held: 1},
+	{workers: 1, seqLines: 3, batchLines: 33, batchBytes: 1 << 20, held: 2},
 }
 
 // sameAsSequential evaluates log under every batch configuration and fails
