@@ -53,7 +53,7 @@ func fastDecodeEvidence(body []byte) (req *EvidenceRequest, hasData, ok bool) {
 		case strings.EqualFold(key, "data") || strings.EqualFold(key, "type"):
 			return nil, false, false // encoding/json folds case
 		default:
-			if _, _, ok := p.str(); !ok {
+			if _, ok := p.skipStr(); !ok {
 				return nil, false, false
 			}
 		}
@@ -130,7 +130,16 @@ func (p *fastParser) nextKey(first bool) (key string, more, ok bool) {
 // segment (the bytes between two escapes) at a time with bytes.IndexByte
 // and checks 8 bytes per step: an IMA list is megabytes with an escaped
 // newline every hundred bytes.
-func (p *fastParser) str() (string, []byte, bool) {
+func (p *fastParser) str() (string, []byte, bool) { return p.scan(true) }
+
+// skipStr is str for a value only needed as raw bytes (policies, unknown
+// fields): it is checked as str checks it, but not built.
+func (p *fastParser) skipStr() ([]byte, bool) {
+	_, raw, ok := p.scan(false)
+	return raw, ok
+}
+
+func (p *fastParser) scan(build bool) (string, []byte, bool) {
 	p.ws()
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return "", nil, false
@@ -147,12 +156,17 @@ func (p *fastParser) str() (string, []byte, bool) {
 		if !plainASCII(p.b[p.i:end]) {
 			return "", nil, false
 		}
-		s := string(p.b[p.i:end])
+		var s string
+		if build {
+			s = string(p.b[p.i:end])
+		}
 		p.i = end + 1
 		return s, p.b[start:p.i], true
 	}
 	var sb strings.Builder
-	sb.Grow(end - p.i - escapes)
+	if build {
+		sb.Grow(end - p.i - escapes)
+	}
 	for p.i < end {
 		seg := p.b[p.i:end]
 		if k := bytes.IndexByte(seg, '\\'); k >= 0 {
@@ -161,7 +175,9 @@ func (p *fastParser) str() (string, []byte, bool) {
 		if !plainASCII(seg) {
 			return "", nil, false
 		}
-		sb.Write(seg)
+		if build {
+			sb.Write(seg)
+		}
 		p.i += len(seg)
 		if p.i == end {
 			break
@@ -183,7 +199,9 @@ func (p *fastParser) str() (string, []byte, bool) {
 		default: // \u and invalid escapes: encoding/json decides
 			return "", nil, false
 		}
-		sb.WriteByte(r)
+		if build {
+			sb.WriteByte(r)
+		}
 		p.i += 2
 	}
 	p.i = end + 1
@@ -254,7 +272,14 @@ func (p *fastParser) data() (EvidenceData, bool) {
 		if !more {
 			return d, true
 		}
-		s, raw, ok := p.str()
+		var s string
+		var raw []byte
+		switch key {
+		case "quote", "nonce", "hash_alg", "tpm_ak", "tpm_ek", "ima_measurement_list", "mb_log", "mb_list":
+			s, raw, ok = p.str()
+		default: // policies are kept as raw JSON; unknown fields dropped
+			raw, ok = p.skipStr()
+		}
 		if !ok {
 			return d, false
 		}
