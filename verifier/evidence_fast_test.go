@@ -27,6 +27,7 @@ func FuzzEvidenceFastPath(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Add([]byte(`"{\"a\":\t1}\/"`))
+	f.Add([]byte(`"\\\"quoted\\\" and a 16-byte run\\"`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// A policy given as a JSON string: the fast unquote must agree.
 		p := &fastParser{b: body}

@@ -45,10 +45,8 @@ func VerifyEvidence(req *EvidenceRequest, opts EvidenceOptions) *Result {
 		return fail(failure.Errorf(failure.QuoteNoPubkey, map[string]any{"param": "tpm_ak"}, "tpm_ak is not an attestation key: %v", err))
 	}
 	var pol Policies
-	var cacheKey [32]byte
 	if opts.Cache != nil && !isEmptyJSON(d.RuntimePolicy) {
-		cacheKey = policyKey(d.RuntimePolicy)
-		pol.Runtime = opts.Cache.get(cacheKey)
+		pol.Runtime = opts.Cache.get(d.RuntimePolicy)
 	}
 	if pol.Runtime != nil {
 		// compiled before from the same bytes
@@ -63,7 +61,7 @@ func VerifyEvidence(req *EvidenceRequest, opts EvidenceOptions) *Result {
 			return fail(failure.Errorf(MissingPolicy, map[string]any{"param": "runtime_policy", "error": err.Error()}, "runtime_policy cannot be evaluated: %v", err))
 		}
 		if opts.Cache != nil {
-			opts.Cache.put(cacheKey, pol.Runtime)
+			opts.Cache.put(d.RuntimePolicy, pol.Runtime)
 		}
 	}
 	if b, err := PolicyBytes(d.TPMPolicy); err != nil {

@@ -288,19 +288,70 @@ func (r *Reader) Offset() int64 { return r.offset }
 // Next returns the next entry, or io.EOF at the end of the input. Empty lines
 // are skipped. The returned Entry is reused by the following call.
 func (r *Reader) Next() (*Entry, error) {
+	line, err := r.nextLine()
+	if err != nil {
+		return nil, err
+	}
+	r.sizeHex(len(line))
+	if err := r.parse(&r.entry, line); err != nil {
+		return nil, &ParseError{File: r.name, Line: r.line, Msg: err.Error()}
+	}
+	return &r.entry, nil
+}
+
+// NextLine returns the next non-empty line without parsing it (without its
+// line ending; valid until the next call), its 1-based line number and its
+// byte offset, or io.EOF at the end. Its errors are Next's: a *ParseError
+// for a line that is too long (reading can go on), any other error ends
+// the input. With a Parser, lines read in order can be parsed out of
+// order, for example by several goroutines.
+func (r *Reader) NextLine() (line []byte, n int, offset int64, err error) {
+	line, err = r.nextLine()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return line, r.line, r.entry.Offset, nil
+}
+
+func (r *Reader) nextLine() ([]byte, error) {
 	for {
 		line, err := r.readLine()
-		if err != nil {
-			return nil, err
+		if err != nil || len(line) > 0 {
+			return line, err
 		}
-		if len(line) == 0 {
-			continue
-		}
-		if err := r.parse(line); err != nil {
-			return nil, &ParseError{File: r.name, Line: r.line, Msg: err.Error()}
-		}
-		return &r.entry, nil
 	}
+}
+
+// Parser parses lines that a Reader's NextLine returned, in any order. Its
+// entries alias the line and the arena given, not the Parser, so they stay
+// valid as long as both do. A Parser is not safe for concurrent use; give
+// each goroutine its own.
+type Parser struct {
+	r Reader
+}
+
+// NewParser returns a Parser; name is used in error messages, as
+// NewReader's.
+func NewParser(name string) *Parser { return &Parser{r: Reader{name: name}} }
+
+// Parse parses line number n (at byte offset off) into e, as Reader.Next
+// would have. Hex fields are decoded into arena's spare capacity (grown if
+// it has less than len(line)/2+1 bytes); the returned arena holds them.
+// Errors are *ParseError.
+func (p *Parser) Parse(e *Entry, line []byte, n int, off int64, arena []byte) ([]byte, error) {
+	r := &p.r
+	r.line, e.Offset = n, off
+	if cap(arena)-len(arena) < len(line)/2+1 {
+		arena = make([]byte, 0, max(len(line)/2+1, 2*cap(arena)))
+	}
+	r.hexbuf = arena[len(arena):len(arena):cap(arena)]
+	err := r.parse(e, line)
+	arena = arena[:len(arena)+len(r.hexbuf)]
+	r.hexbuf = nil
+	if err != nil {
+		return arena, &ParseError{File: r.name, Line: n, Msg: err.Error()}
+	}
+	return arena, nil
 }
 
 func (r *Reader) readLine() ([]byte, error) {
@@ -341,7 +392,8 @@ func (r *Reader) readLine() ([]byte, error) {
 func ParseLine(line []byte) (*Entry, error) {
 	r := &Reader{}
 	r.line = 1
-	if err := r.parse(line); err != nil {
+	r.sizeHex(len(line))
+	if err := r.parse(&r.entry, line); err != nil {
 		return nil, &ParseError{Line: 1, Msg: err.Error()}
 	}
 	e := r.entry
@@ -357,14 +409,19 @@ func cut(b []byte) (tok, rest []byte, ok bool) {
 	return b[:i], b[i+1:], true
 }
 
-func (r *Reader) parse(line []byte) error {
-	e := &r.entry
-	off := e.Offset
-	*e = Entry{Line: r.line, Offset: off}
-	if need := len(line)/2 + 1; cap(r.hexbuf) < need {
+// sizeHex empties the hex scratch buffer, with room for a line of n bytes.
+func (r *Reader) sizeHex(n int) {
+	if need := n/2 + 1; cap(r.hexbuf) < need {
 		r.hexbuf = make([]byte, 0, need)
 	}
 	r.hexbuf = r.hexbuf[:0]
+}
+
+// parse parses line into e (whose Offset is set), decoding hex into
+// r.hexbuf's spare capacity (at least len(line)/2+1 bytes).
+func (r *Reader) parse(e *Entry, line []byte) error {
+	off := e.Offset
+	*e = Entry{Line: r.line, Offset: off}
 
 	// The kernel prints the PCR with "%2d ", so PCRs below 10 have a leading space.
 	rest := bytes.TrimLeft(line, " ")

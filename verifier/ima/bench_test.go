@@ -25,7 +25,7 @@ type benchLog struct {
 
 // makeBenchLog builds an n-line ima-ng list (sha256 file digests, SHA-1
 // template hashes) and a policy listing every path, like a golden machine's.
-func makeBenchLog(b *testing.B, n int) *benchLog {
+func makeBenchLog(b testing.TB, n int) *benchLog {
 	b.Helper()
 	p := policygen.NewRuntimePolicy()
 	var log bytes.Buffer
@@ -90,39 +90,51 @@ func BenchmarkEvaluate(b *testing.B) {
 		if r := bl.policy.Evaluate(State{}, in()); len(r.Failures) != 0 || r.Consumed != uint64(n) {
 			b.Fatalf("bench log not trusted: %d failures, first %v; consumed %d", len(r.Failures), r.Failures[:min(1, len(r.Failures))], r.Consumed)
 		}
-		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
-			// The baseline runs interleaved with the evaluation, and both
-			// report their fastest iteration: on a shared machine that is
-			// the closest to an idle core, and load hits both alike.
-			var ms0, ms1 runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&ms0)
-			b.SetBytes(int64(len(bl.log)))
-			b.ReportAllocs()
-			minEval, minBase := time.Duration(1<<62), time.Duration(1<<62)
-			var baseAlloc uint64
-			for b.Loop() {
-				t0 := time.Now()
-				bl.policy.Evaluate(State{}, in())
-				minEval = min(minEval, time.Since(t0))
-
-				b.StopTimer()
-				var m0, m1 runtime.MemStats
-				runtime.ReadMemStats(&m0)
-				t0 = time.Now()
-				baseline(bl)
-				minBase = min(minBase, time.Since(t0))
-				runtime.ReadMemStats(&m1)
-				baseAlloc += m1.TotalAlloc - m0.TotalAlloc
-				b.StartTimer()
-			}
-			runtime.ReadMemStats(&ms1)
-			b.ReportMetric(float64(n)/minEval.Seconds(), "entries/s")
-			b.ReportMetric(float64(n)/minBase.Seconds(), "baseline_entries/s")
-			b.ReportMetric(float64(minEval)/float64(minBase), "x_baseline")
-			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc-baseAlloc)/float64(b.N)/float64(n), "alloc_B/entry")
-		})
+		seq, one := defaultConfig(), defaultConfig()
+		seq.seqLines = -1 // one line at a time, as before batching
+		one.workers = 1   // batches, all prepared by the judging goroutine: their overhead
+		for _, c := range []struct {
+			mode string
+			cfg  evalConfig
+		}{{"", defaultConfig()}, {"/sequential", seq}, {"/batched-1", one}} {
+			benchEvaluate(b, fmt.Sprintf("lines=%d%s", n, c.mode), bl, n, in, c.cfg)
+		}
 	}
+}
+
+func benchEvaluate(b *testing.B, name string, bl *benchLog, n int, in func() Input, cfg evalConfig) {
+	b.Run(name, func(b *testing.B) {
+		// The baseline runs interleaved with the evaluation, and both
+		// report their fastest iteration: on a shared machine that is
+		// the closest to an idle core, and load hits both alike.
+		var ms0, ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		b.SetBytes(int64(len(bl.log)))
+		b.ReportAllocs()
+		minEval, minBase := time.Duration(1<<62), time.Duration(1<<62)
+		var baseAlloc uint64
+		for b.Loop() {
+			t0 := time.Now()
+			bl.policy.evaluate(State{}, in(), cfg)
+			minEval = min(minEval, time.Since(t0))
+
+			b.StopTimer()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			t0 = time.Now()
+			baseline(bl)
+			minBase = min(minBase, time.Since(t0))
+			runtime.ReadMemStats(&m1)
+			baseAlloc += m1.TotalAlloc - m0.TotalAlloc
+			b.StartTimer()
+		}
+		runtime.ReadMemStats(&ms1)
+		b.ReportMetric(float64(n)/minEval.Seconds(), "entries/s")
+		b.ReportMetric(float64(n)/minBase.Seconds(), "baseline_entries/s")
+		b.ReportMetric(float64(minEval)/float64(minBase), "x_baseline")
+		b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc-baseAlloc)/float64(b.N)/float64(n), "alloc_B/entry")
+	})
 }
 
 // BenchmarkCompile: turning a 100k-path policy into lookup tables.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 
 	"github.com/zest-attest/zest/digests"
@@ -117,9 +118,36 @@ type Result struct {
 // policy. It never returns a trusted verdict for input it could not
 // evaluate.
 func (p *Policy) Evaluate(state State, in Input) *Result {
+	return p.evaluate(state, in, defaultConfig())
+}
+
+func defaultConfig() evalConfig {
+	cfg := evalConfig{workers: runtime.GOMAXPROCS(0), seqLines: 256, batchLines: 256, batchBytes: 256 << 10}
+	if cfg.workers < 2 {
+		cfg.seqLines = -1 // one core: batches only add copying
+	}
+	return cfg
+}
+
+// evalConfig says how Evaluate spreads the per-line work: the first
+// seqLines lines (all if negative) are read, hashed and judged one at a
+// time, so a short list starts no goroutine; the rest go in batches of up to batchLines lines or
+// batchBytes bytes whose parsing and hashing workers goroutines share while
+// the previous batch is judged. Memory stays bounded by two batches.
+type evalConfig struct {
+	workers    int
+	seqLines   int
+	batchLines int
+	batchBytes int
+	// held (tests): chunks of every batch claimed by no one, as by a
+	// helper that never runs, so the evaluating goroutine redoes them.
+	held int
+}
+
+func (p *Policy) evaluate(state State, in Input, cfg evalConfig) *Result {
 	r := &Result{StartEntry: in.StartEntry, Allowed: p.Allowed()}
 	m := p.opts.MaxFailures
-	e := &evaluator{p: p, in: &in, always: collector{max: m}, pending: collector{max: m}, done: collector{max: m}}
+	e := &evaluator{p: p, in: &in, cfg: cfg, always: collector{max: m}, pending: collector{max: m}, done: collector{max: m}}
 	defer func() { e.finish(r) }()
 
 	if len(in.PCR10) == 0 {
@@ -141,6 +169,11 @@ func (p *Policy) Evaluate(state State, in Input) *Result {
 			return r
 		}
 		e.banks = append(e.banks, newBank(a, in.PCR10[a], p.opts.AllowPaddedSHA1Extend))
+	}
+	e.hasher = hasher{logAlg: p.logAlg, padded: p.opts.AllowPaddedSHA1Extend, files: p.files}
+	for i := range e.banks {
+		e.hasher.algs = append(e.hasher.algs, e.banks[i].alg)
+		e.hasher.ff = append(e.hasher.ff, e.banks[i].ff)
 	}
 
 	switch {
@@ -197,10 +230,12 @@ func (c *collector) Errorf(id string, ctx map[string]any, format string, args ..
 }
 
 type evaluator struct {
-	p     *Policy
-	in    *Input
-	banks []bank
-	start State
+	p      *Policy
+	in     *Input
+	cfg    evalConfig
+	banks  []bank
+	hasher hasher
+	start  State
 
 	always  collector // failures whatever the quote covers
 	pending collector // failures of entries not yet covered by a match
@@ -216,9 +251,7 @@ type evaluator struct {
 	bootChecked    bool
 	entryFailed    bool
 
-	td  []byte   // template data scratch
-	sum [64]byte // template hash scratch
-	bv  [64]byte // bank value scratch
+	bv [64]byte // buffer digest scratch
 }
 
 func (e *evaluator) learn(k learned) {
@@ -228,30 +261,41 @@ func (e *evaluator) learn(k learned) {
 	}
 }
 
+// logName names the list in parse errors.
+const logName = "IMA measurement list"
+
 func (e *evaluator) run() {
 	e.bootChecked = e.start.BootAggregateChecked
 	e.checkMatch(0)
 	if e.in.Log == nil {
 		return
 	}
-	rd := imalog.NewReader(e.in.Log, "IMA measurement list")
-	for {
-		ent, err := rd.Next()
-		if err == io.EOF {
-			break
+	rd := imalog.NewReader(e.in.Log, logName)
+	sc := &lineScratch{ps: imalog.NewParser(logName)}
+	for n := 0; ; n++ {
+		if n == e.cfg.seqLines {
+			e.runBatches(rd, sc)
+			return
 		}
-		if err != nil {
-			if !e.parseError(err) {
-				return
-			}
-			continue
-		}
-		e.read = uint64(ent.Line)
-		e.entry(ent, e.in.StartEntry+uint64(ent.Line)-1)
-		if ent.PCR == pcrIMA {
-			e.checkMatch(uint64(ent.Line))
+		line, no, off, err := rd.NextLine()
+		if err == io.EOF || !e.line(sc, line, no, off, err) {
+			return
 		}
 	}
+}
+
+// take judges one line in list order: its read or parse error, or its
+// entry with the hashes prepare computed. It says whether reading goes on.
+func (e *evaluator) take(ent *imalog.Entry, err error, h *lineHashes) bool {
+	if err != nil {
+		return e.parseError(err)
+	}
+	e.read = uint64(ent.Line)
+	e.entry(ent, e.in.StartEntry+uint64(ent.Line)-1, h)
+	if ent.PCR == pcrIMA {
+		e.checkMatch(uint64(ent.Line))
+	}
+	return true
 }
 
 // parseError records a line that could not be parsed and says whether
@@ -358,33 +402,29 @@ func entryContext(ent *imalog.Entry, idx uint64) map[string]any {
 	return map[string]any{"entry": idx, "path": ent.Name(), "template": ent.Template}
 }
 
-func (e *evaluator) entry(ent *imalog.Entry, idx uint64) {
+// entry judges one entry whose hashes prepare computed: template hash,
+// replay into every bank, then the policy.
+func (e *evaluator) entry(ent *imalog.Entry, idx uint64, h *lineHashes) {
 	e.entryFailed = false
 	p := e.p
-	e.td = ent.AppendTemplateData(e.td[:0])
 
 	// Template hash (log_hash_alg) and violation records.
-	violation, hashOK := false, true
-	var th []byte
+	violation, hashOK := h.violation, true
 	switch {
-	case len(ent.TemplateHash) != p.logAlg.Size():
+	case !h.sizeOK:
 		hashOK = false
 		ctx := entryContext(ent, idx)
 		ctx["log_hash_alg"] = string(p.logAlg)
 		e.always.Rejectf(IDTemplateHash, ctx, "entry %d lists a %d-byte template hash, but log_hash_alg %s has %d bytes",
 			idx, len(ent.TemplateHash), p.logAlg, p.logAlg.Size())
-	case ent.IsViolation():
-		violation = true
-	default:
-		th = sumInto(p.logAlg, e.sum[:0], e.td)
-		if !bytes.Equal(th, ent.TemplateHash) {
-			hashOK = false
-			ctx := entryContext(ent, idx)
-			ctx["expected"] = hex.EncodeToString(ent.TemplateHash)
-			ctx["got"] = hex.EncodeToString(th)
-			ctx["log_hash_alg"] = string(p.logAlg)
-			e.always.Rejectf(IDTemplateHash, ctx, "IMA template hash of entry %d (%s) does not match the calculated hash", idx, ent.Name())
-		}
+	case violation:
+	case !bytes.Equal(h.th, ent.TemplateHash):
+		hashOK = false
+		ctx := entryContext(ent, idx)
+		ctx["expected"] = hex.EncodeToString(ent.TemplateHash)
+		ctx["got"] = hex.EncodeToString(h.th)
+		ctx["log_hash_alg"] = string(p.logAlg)
+		e.always.Rejectf(IDTemplateHash, ctx, "IMA template hash of entry %d (%s) does not match the calculated hash", idx, ent.Name())
 	}
 
 	if ent.PCR != pcrIMA {
@@ -397,22 +437,7 @@ func (e *evaluator) entry(ent *imalog.Entry, idx uint64) {
 
 	// Replay into every quoted bank.
 	for i := range e.banks {
-		b := &e.banks[i]
-		var v []byte
-		switch {
-		case violation:
-			v = b.ff[:b.alg.Size()]
-		case p.opts.AllowPaddedSHA1Extend:
-			v = e.bv[:b.alg.Size()]
-			clear(v)
-			var s1 [64]byte
-			copy(v, sumInto(digests.SHA1, s1[:0], e.td))
-		case b.alg == p.logAlg && th != nil:
-			v = th
-		default:
-			v = sumInto(b.alg, e.bv[:0], e.td)
-		}
-		b.extend(v)
+		e.banks[i].extend(h.ext[i][:e.banks[i].alg.Size()])
 	}
 
 	first := idx == 0
@@ -441,17 +466,17 @@ func (e *evaluator) entry(ent *imalog.Entry, idx uint64) {
 	case isBoot:
 		e.bootAggregate(ent, idx)
 	case ent.HasSigField() && len(ent.Sig) > 0:
-		e.signed(ent, idx)
+		e.signed(ent, idx, h)
 	default:
-		e.file(ent, idx, nil)
+		e.file(ent, idx, h, nil)
 	}
 }
 
 // file is Keylime's _validate_ima_ng against digests: a listed digest or an
 // excluded path passes. sigErr explains why a signature did not help.
-func (e *evaluator) file(ent *imalog.Entry, idx uint64, sigErr error) {
-	set, listed := e.p.files.lookup(ent.RawName)
-	if listed && setHas(set, ent.Digest.Value) {
+func (e *evaluator) file(ent *imalog.Entry, idx uint64, h *lineHashes, sigErr error) {
+	set, listed := h.set, h.listed
+	if h.allowlisted {
 		e.pendCounts.Allowlisted++
 		return
 	}
@@ -492,8 +517,8 @@ func (e *evaluator) notAllowed(ent *imalog.Entry, idx uint64, set []byte, listed
 
 // signed is Keylime's _validate_ima_sig: an excluded path, a listed digest or
 // a signature by a trusted key passes.
-func (e *evaluator) signed(ent *imalog.Entry, idx uint64) {
-	if set, ok := e.p.files.lookup(ent.RawName); ok && setHas(set, ent.Digest.Value) {
+func (e *evaluator) signed(ent *imalog.Entry, idx uint64, h *lineHashes) {
+	if h.allowlisted {
 		e.pendCounts.Allowlisted++
 		return
 	}
@@ -508,7 +533,7 @@ func (e *evaluator) signed(ent *imalog.Entry, idx uint64) {
 			return
 		}
 	}
-	e.file(ent, idx, err)
+	e.file(ent, idx, h, err)
 }
 
 func (e *evaluator) verify(sig *imasig.Signature, ent *imalog.Entry) error {

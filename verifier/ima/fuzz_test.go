@@ -1,7 +1,6 @@
 package ima
 
 import (
-	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -56,8 +55,8 @@ func fuzzOne(t *testing.T, data []byte, quoteAt uint8) {
 		good = append(good, l)
 	}
 	n := min(int(quoteAt), len(good))
-	r := fuzzPolicy.Evaluate(State{}, Input{Log: bytes.NewReader(data),
-		PCR10: map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, good[:n])}})
+	r := sameAsSequential(t, fuzzPolicy, State{}, Input{
+		PCR10: map[digests.Algorithm][]byte{digests.SHA256: replayLines(t, digests.SHA256, good[:n])}}, data)
 	if malformed && r.Verdict == failure.VerdictTrusted {
 		t.Fatalf("malformed input trusted: %q\n%s", data, dump(r))
 	}

@@ -184,14 +184,19 @@ func (c *tcase) run(t *testing.T, fl map[string]string) *Result {
 	if banks == nil {
 		banks = []digests.Algorithm{digests.SHA256}
 	}
-	in := Input{Log: strings.NewReader(strings.Join(lines, "\n") + "\n"), PCR10: map[digests.Algorithm][]byte{}}
+	log := []byte(strings.Join(lines, "\n") + "\n")
+	in := Input{Log: bytes.NewReader(log), PCR10: map[digests.Algorithm][]byte{}}
 	for _, b := range banks {
 		in.PCR10[b] = replayLines(t, b, q)
 	}
 	if c.input != nil {
 		c.input(&in)
 	}
-	return pol.Evaluate(State{}, in)
+	r := pol.Evaluate(State{}, in)
+	if in.Log != nil {
+		sameAsSequential(t, pol, State{}, in, log)
+	}
+	return r
 }
 
 func TestEvaluate(t *testing.T) {
