@@ -23,38 +23,9 @@ import (
 // pinned agent certificate, the AK and the policy.
 func TestVerifyAgentCLI(t *testing.T) {
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
-	key := write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	agentCert := write("agent.crt", a.CertificatePEM())
-	ak := write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())+"\n"))
-
-	digest := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
-	p := policygen.NewRuntimePolicy()
-	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(digest("bash"))}
-	pj, err := p.Marshal(policygen.FormatPretty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := write("policy.json", pj)
-	l, err := agent.IMALine(agent.TemplateIMANG, "sha256", digest("bash"), "/usr/bin/bash", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AppendIMA(l); err != nil {
-		t.Fatal(err)
-	}
+	f := writeOperatorFiles(t, a)
+	cert, key, agentCert, ak, policy := f.cert, f.key, f.agentCert, f.ak, f.policy
+	measure(t, a, "/usr/bin/bash", "bash")
 	base := []string{"verify", "--agent", a.URL, "--ak", ak, "--agent-cert", agentCert, "--cert", cert, "--key", key, "--runtime-policy", policy}
 	run := func(extra ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -66,10 +37,7 @@ func TestVerifyAgentCLI(t *testing.T) {
 	}
 
 	// Watch two rounds; between them a file outside the policy runs.
-	bad, _ := agent.IMALine(agent.TemplateIMANG, "sha256", digest("evil"), "/usr/bin/evil", nil)
-	if err := a.AppendIMA(bad); err != nil {
-		t.Fatal(err)
-	}
+	measure(t, a, "/usr/bin/evil", "evil")
 	code, out, errs := run("--watch", "--count", "2", "--interval", "10ms", "--json")
 	if code != 1 {
 		t.Fatalf("watch: exit %d out %q err %q", code, out, errs)
@@ -116,31 +84,9 @@ func TestVerifyAgentCLI(t *testing.T) {
 // an exported bundle audits offline.
 func TestVerifyArchiveReplayAudit(t *testing.T) {
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
-	key := write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	agentCert := write("agent.crt", a.CertificatePEM())
-	ak := write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())+"\n"))
-	digest := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
-	p := policygen.NewRuntimePolicy()
-	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(digest("bash"))}
-	pj, _ := p.Marshal(policygen.FormatPretty)
-	policy := write("policy.json", pj)
-	l, _ := agent.IMALine(agent.TemplateIMANG, "sha256", digest("bash"), "/usr/bin/bash", nil)
-	if err := a.AppendIMA(l); err != nil {
-		t.Fatal(err)
-	}
+	f := writeOperatorFiles(t, a)
+	dir, cert, key, agentCert, ak, policy := f.dir, f.cert, f.key, f.agentCert, f.ak, f.policy
+	measure(t, a, "/usr/bin/bash", "bash")
 	arch := filepath.Join(dir, "archive")
 	main := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -154,10 +100,7 @@ func TestVerifyArchiveReplayAudit(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errs)
 	}
 	mid := time.Now().UTC().Format(time.RFC3339Nano)
-	bad, _ := agent.IMALine(agent.TemplateIMANG, "sha256", digest("evil"), "/usr/bin/evil", nil)
-	if err := a.AppendIMA(bad); err != nil {
-		t.Fatal(err)
-	}
+	measure(t, a, "/usr/bin/evil", "evil")
 	if code, out, errs := main(verify...); code != 1 {
 		t.Fatalf("verify after evil: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -184,19 +127,8 @@ func TestVerifyArchiveReplayAudit(t *testing.T) {
 
 func TestVerifyAcceptedAlgorithms(t *testing.T) {
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
-	cert := write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
-	key := write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	agentCert := write("agent.crt", a.CertificatePEM())
-	ak := write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())))
+	f := writeOperatorFiles(t, a)
+	cert, key, agentCert, ak := f.cert, f.key, f.agentCert, f.ak
 	base := []string{"verify", "--agent", a.URL, "--ak", ak, "--agent-cert", agentCert, "--cert", cert, "--key", key, "--tpm-policy", `{"mask":"0x1"}`}
 	for _, tt := range []struct {
 		extra []string
@@ -215,5 +147,56 @@ func TestVerifyAcceptedAlgorithms(t *testing.T) {
 			t.Errorf("%v: exit %d, out %q err %q; want %d %q", tt.extra, code, out.String(), errb.String(), tt.code, tt.want)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// operatorFiles are the files an operator hands zest verify for one test
+// agent: the client certificate and key, the pinned agent certificate, the
+// AK (base64 TPM2B_PUBLIC, as a registrar's aik_tpm) and a runtime policy
+// allowing /usr/bin/bash with content "bash".
+type operatorFiles struct {
+	dir                              string
+	cert, key, agentCert, ak, policy string
+}
+
+func writeOperatorFiles(t *testing.T, a *agent.Running) operatorFiles {
+	t.Helper()
+	f := operatorFiles{dir: t.TempDir()}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(f.dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cert = write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
+	f.key = write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	f.agentCert = write("agent.crt", a.CertificatePEM())
+	f.ak = write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())+"\n"))
+	p := policygen.NewRuntimePolicy()
+	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(digestOf("bash"))}
+	pj, err := p.Marshal(policygen.FormatPretty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.policy = write("policy.json", pj)
+	return f
+}
+
+func digestOf(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
+
+// measure appends an ima-ng record of path with content's digest.
+func measure(t *testing.T, a *agent.Running, path, content string) {
+	t.Helper()
+	l, err := agent.IMALine(agent.TemplateIMANG, "sha256", digestOf(content), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AppendIMA(l); err != nil {
+		t.Fatal(err)
 	}
 }
