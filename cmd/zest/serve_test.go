@@ -34,29 +34,13 @@ import (
 func TestServe(t *testing.T) {
 	testStart := time.Now().UTC().Format(time.RFC3339Nano)
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	dir := t.TempDir()
+	dir := writeOperatorFiles(t, a).dir // client.crt, client.key, agent.crt, ak.b64, policy.json
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(a.ClientCert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("client.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.ClientCert.Certificate[0]}))
-	write("client.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	write("agent.crt", a.CertificatePEM())
-	write("ak.b64", []byte(base64.StdEncoding.EncodeToString(a.AKPublic())))
-	d := sha256.Sum256([]byte("bash"))
-	p := policygen.NewRuntimePolicy()
-	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(d[:])}
-	pj, _ := p.Marshal(policygen.FormatPretty)
-	write("policy.json", pj)
-	l, _ := agent.IMALine(agent.TemplateIMANG, "sha256", d[:], "/usr/bin/bash", nil)
-	if err := a.AppendIMA(l); err != nil {
-		t.Fatal(err)
-	}
+	measure(t, a, "/usr/bin/bash", "bash")
 	// A second agent on its own TPM (swtpm) pushes its evidence; zest takes
 	// its AK from a Keylime registrar (mTLS), checking the EK chain.
 	pa := agent.StartTest(t, agent.Options{TPM: agent.NewTestSwtpm(t), BootAggregate: true})
