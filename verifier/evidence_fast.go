@@ -146,70 +146,64 @@ func (p *fastParser) scan(build bool) (string, []byte, bool) {
 	}
 	start := p.i
 	p.i++
-	// First find the closing quote (and the escapes), so the value is
-	// built once at its exact size.
+	// First find the closing quote, checking the bytes and escapes on
+	// the way, so a value only kept raw is walked once and a built one
+	// is built once at its exact size.
 	end, escapes, ok := closingQuote(p.b, p.i)
 	if !ok {
 		return "", nil, false
 	}
+	if !build {
+		p.i = end + 1
+		return "", p.b[start:p.i], true
+	}
 	if escapes == 0 {
-		if !plainASCII(p.b[p.i:end]) {
-			return "", nil, false
-		}
-		var s string
-		if build {
-			s = string(p.b[p.i:end])
-		}
+		s := string(p.b[p.i:end])
 		p.i = end + 1
 		return s, p.b[start:p.i], true
 	}
 	var sb strings.Builder
-	if build {
-		sb.Grow(end - p.i - escapes)
-	}
+	sb.Grow(end - p.i - escapes)
 	for p.i < end {
 		seg := p.b[p.i:end]
 		if k := bytes.IndexByte(seg, '\\'); k >= 0 {
 			seg = seg[:k]
 		}
-		if !plainASCII(seg) {
-			return "", nil, false
-		}
-		if build {
-			sb.Write(seg)
-		}
+		sb.Write(seg)
 		p.i += len(seg)
 		if p.i == end {
 			break
 		}
-		var r byte
-		switch p.b[p.i+1] {
-		case '"', '\\', '/':
-			r = p.b[p.i+1]
-		case 'b':
-			r = '\b'
-		case 'f':
-			r = '\f'
-		case 'n':
-			r = '\n'
-		case 'r':
-			r = '\r'
-		case 't':
-			r = '\t'
-		default: // \u and invalid escapes: encoding/json decides
-			return "", nil, false
-		}
-		if build {
-			sb.WriteByte(r)
-		}
+		sb.WriteByte(unescape(p.b[p.i+1]))
 		p.i += 2
 	}
 	p.i = end + 1
 	return sb.String(), p.b[start:p.i], true
 }
 
+// unescape returns the byte a simple escape (backslash and c) stands for,
+// or 0 for \u and invalid escapes, which encoding/json decides.
+func unescape(c byte) byte {
+	switch c {
+	case '"', '\\', '/':
+		return c
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return 0
+}
+
 // closingQuote finds the quote that ends the string whose contents start
-// at i, and counts the escapes before it.
+// at i and counts the escapes before it; ok is false unless every byte
+// up to it is plain ASCII (plainASCII) or a simple escape (unescape).
 func closingQuote(b []byte, i int) (end, escapes int, ok bool) {
 	q := bytes.IndexByte(b[i:], '"')
 	if q < 0 {
@@ -219,7 +213,11 @@ func closingQuote(b []byte, i int) (end, escapes int, ok bool) {
 	for {
 		bs := bytes.IndexByte(b[i:q], '\\')
 		if bs < 0 {
-			return q, escapes, true
+			return q, escapes, plainASCII(b[i:q])
+		}
+		// b[i+bs+1] exists: at worst it is the quote at q.
+		if !plainASCII(b[i:i+bs]) || unescape(b[i+bs+1]) == 0 {
+			return 0, 0, false
 		}
 		i += bs + 2 // the backslash and the byte it escapes
 		escapes++
