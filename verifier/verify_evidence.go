@@ -2,8 +2,9 @@ package verifier
 
 import (
 	"encoding/base64"
-	"strings"
+	"unsafe"
 
+	"github.com/zest-attest/zest/digests/imalog"
 	"github.com/zest-attest/zest/policygen"
 	"github.com/zest-attest/zest/verifier/failure"
 	"github.com/zest-attest/zest/verifier/ima"
@@ -88,7 +89,9 @@ func VerifyEvidence(req *EvidenceRequest, opts EvidenceOptions) *Result {
 	q, _ := quote.Parse(d.Quote) // errors are reported by Verify
 	ev := Evidence{Quote: d.Quote, HashAlg: d.HashAlg, MBLog: mbLog}
 	if d.IMAMeasurementList != "" || pol.Runtime != nil {
-		ev.IMAList = strings.NewReader(d.IMAMeasurementList)
+		// Read in place, not copied into the reader's buffer and again
+		// into the evaluator's batches. imalog only reads the bytes.
+		ev.IMAList = imalog.InMemory(unsafe.Slice(unsafe.StringData(d.IMAMeasurementList), len(d.IMAMeasurementList)))
 	}
 	o := opts.Options
 	o.Stateless = true

@@ -265,6 +265,8 @@ func (e *ParseError) Error() string {
 // Reader reads entries from an ASCII measurement list.
 type Reader struct {
 	br     *bufio.Reader
+	mem    []byte // the unread rest of an InMemory list, read in place instead of br
+	inMem  bool
 	name   string
 	line   int
 	offset int64
@@ -278,8 +280,29 @@ type Reader struct {
 // NewReader returns a Reader; name is used in error messages (usually the
 // file path).
 func NewReader(r io.Reader, name string) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 256<<10), name: name}
+	if m, ok := r.(*memList); ok {
+		return &Reader{mem: m.b[len(m.b)-m.Len():], inMem: true, name: name}
+	}
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), name: name}
 }
+
+// bufSize is the read buffer of a Reader.
+const bufSize = 256 << 10
+
+// InMemory returns an io.Reader of list that NewReader reads in place:
+// NextLine's lines are then slices of list, valid after the next call, and
+// list must not change while they are used. Other readers of it see a
+// bytes.Reader; NewReader reads its unread rest without consuming it.
+func InMemory(list []byte) io.Reader { return &memList{bytes.NewReader(list), list} }
+
+type memList struct {
+	*bytes.Reader
+	b []byte
+}
+
+// InPlace reports whether the lines NextLine returns stay valid after the
+// next call (the Reader reads an InMemory list).
+func (r *Reader) InPlace() bool { return r.inMem }
 
 // Offset is the number of input bytes consumed so far: the offset of the
 // next line. Incremental attestation resumes from it.
@@ -355,6 +378,9 @@ func (p *Parser) Parse(e *Entry, line []byte, n int, off int64, arena []byte) ([
 }
 
 func (r *Reader) readLine() ([]byte, error) {
+	if r.inMem {
+		return r.readMemLine()
+	}
 	start := r.offset
 	line, err := r.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
@@ -382,6 +408,33 @@ func (r *Reader) readLine() ([]byte, error) {
 	r.line++
 	r.offset += int64(len(line))
 	r.entry.Offset = start
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	return line, nil
+}
+
+// readMemLine is readLine for an InMemory list, with the same results as
+// reading it through the buffer: a line longer than MaxLineBytes is an
+// error that consumes it, or five buffers of it when it is longer still
+// (the rest is read as the next line), and leaves the offset as it was.
+func (r *Reader) readMemLine() ([]byte, error) {
+	if len(r.mem) == 0 {
+		return nil, io.EOF
+	}
+	n := len(r.mem)
+	if i := bytes.IndexByte(r.mem, '\n'); i >= 0 {
+		n = i + 1
+	}
+	if n > MaxLineBytes {
+		r.mem = r.mem[min(n, (MaxLineBytes/bufSize+1)*bufSize):]
+		r.line++
+		return nil, &ParseError{File: r.name, Line: r.line, Msg: fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
+	}
+	line := r.mem[:n]
+	r.mem = r.mem[n:]
+	r.line++
+	r.entry.Offset = r.offset
+	r.offset += int64(n)
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	return line, nil

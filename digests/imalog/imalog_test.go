@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -265,6 +267,64 @@ func FuzzParse(f *testing.F) {
 			}
 			_ = e.CheckTemplateHash()
 			_, _ = e.Digest.Alg()
+		}
+	})
+}
+
+// readLines reads every line r gives (at most 1000) as text: line number,
+// offset, error, line, and the Reader's offset after it.
+func readLines(r *Reader) []string {
+	var out []string
+	for i := 0; i < 1000; i++ {
+		line, n, off, err := r.NextLine()
+		out = append(out, fmt.Sprintf("%d %d %v %q %d", n, off, err, line, r.Offset()))
+		if err != nil && !errors.As(err, new(*ParseError)) {
+			break
+		}
+	}
+	return out
+}
+
+// An InMemory list reads as the same list through the buffer.
+func TestInMemory(t *testing.T) {
+	long := func(n int, end string) string { return strings.Repeat("x", n) + end }
+	const buf = 256 << 10
+	for _, tc := range []struct{ name, in string }{
+		{"empty", ""},
+		{"lines", "10 00 ima-ng sha1:00 /a\n\n 9 00 d-ng|n-ng x:00 y\r\nlast"},
+		{"just over the limit", "a\n" + long(MaxLineBytes, "\n") + "b\n"},
+		{"at five buffers", "a\n" + long(5*buf-1, "\n") + "b\n"},
+		{"past five buffers", "a\n" + long(5*buf+7, "\n") + "b\n"},
+		{"long without newline", "a\n" + long(5*buf, "")},
+		{"longer without newline", "a\n" + long(11*buf+3, "")},
+		{"longest allowed", long(MaxLineBytes-1, "\n") + "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := readLines(NewReader(strings.NewReader(tc.in), "l"))
+			mem := NewReader(InMemory([]byte(tc.in)), "l")
+			if !mem.InPlace() {
+				t.Fatal("an InMemory list is not read in place")
+			}
+			if got := readLines(mem); !slices.Equal(got, want) {
+				t.Errorf("in memory:\n%.300q\nthrough the buffer:\n%.300q", got, want)
+			}
+		})
+	}
+}
+
+// FuzzInMemory: an InMemory list reads as the same list through the
+// buffer.
+func FuzzInMemory(f *testing.F) {
+	b, err := os.ReadFile(fixtures + "ima/vectors.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("\n\r\n 9 00 d-ng|n-ng x:00 y\r\n\nlast"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want := readLines(NewReader(bytes.NewReader(data), "f"))
+		if got := readLines(NewReader(InMemory(data), "f")); !slices.Equal(got, want) {
+			t.Errorf("in memory:\n%q\nthrough the buffer:\n%q", got, want)
 		}
 	})
 }

@@ -81,8 +81,13 @@ func (hs *hasher) prepare(ent *imalog.Entry, td []byte, h *lineHashes) []byte {
 // its own scratch. So a round is never slower than the one-line-at-a-time
 // evaluation by more than the batching itself. A batch goes back to the
 // pool when its last user lets go of it.
+//
+// From a reader that reads in place (imalog.InMemory) lines are not
+// copied: items point into the list, and a pooled batch's entries may
+// keep pointing into it until they are reused or the pool is emptied.
 type batch struct {
-	buf   []byte // the lines' bytes, copied out of the reader
+	buf   []byte // the lines' bytes copied out of the reader, unless it reads in place
+	ends  []int  // where each item's line ends in buf, while filling
 	items []batchItem
 	// last: reading stopped for good (end of input or a read error,
 	// which is then the last item).
@@ -95,10 +100,10 @@ type batch struct {
 
 type batchItem struct {
 	// Set by fill, read-only afterwards.
-	start, end int   // the line in buf
-	no         int   // line number
-	off        int64 // byte offset
-	err        error // read error
+	line []byte // in buf, or in the list when the reader reads in place
+	no   int    // line number
+	off  int64  // byte offset
+	err  error  // read error
 	// Set by the helper that claimed the chunk.
 	perr error // parse error
 	ent  imalog.Entry
@@ -118,8 +123,8 @@ func getBatch() *batch {
 // drop lets go of b; the last user returns it to the pool.
 func (b *batch) drop() {
 	if b.refs.Add(-1) == 0 {
-		for i := range b.items { // errors of the round; the rest is b's own memory
-			b.items[i].err, b.items[i].perr = nil, nil
+		for i := range b.items { // errors and lines of the round; the rest is b's own memory
+			b.items[i].err, b.items[i].perr, b.items[i].line = nil, nil, nil
 		}
 		b.items, b.buf = b.items[:0], b.buf[:0]
 		batches.Put(b)
@@ -136,7 +141,16 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 	for i := range b.arenas {
 		b.arenas[i] = b.arenas[i][:0]
 	}
+	// Copied lines are sliced out of buf once it stops growing.
+	inPlace := rd.InPlace()
+	b.ends = b.ends[:0]
 	defer func() {
+		if !inPlace {
+			start := 0
+			for i, end := range b.ends {
+				b.items[i].line, start = b.buf[start:end], end
+			}
+		}
 		chunks := (len(b.items) + chunkLines - 1) / chunkLines
 		if cap(b.done) < chunks {
 			b.done = make([]atomic.Bool, chunks)
@@ -147,7 +161,7 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 		}
 		b.claimed.Store(0)
 	}()
-	for len(b.items) < cfg.batchLines && len(b.buf) < cfg.batchBytes {
+	for size := 0; len(b.items) < cfg.batchLines && size < cfg.batchBytes; {
 		line, no, off, err := rd.NextLine()
 		if err == io.EOF {
 			b.last = true
@@ -157,15 +171,21 @@ func (b *batch) fill(rd *imalog.Reader, cfg evalConfig) {
 		if err != nil {
 			var pe *imalog.ParseError
 			it.no, it.err = -1, err
+			b.ends = append(b.ends, len(b.buf))
 			if !errors.As(err, &pe) {
 				b.last = true
 				return
 			}
 			continue
 		}
-		it.start = len(b.buf)
-		b.buf = append(b.buf, line...)
-		it.end, it.no, it.off = len(b.buf), no, off
+		it.no, it.off = no, off
+		size += len(line)
+		if inPlace {
+			it.line = line
+		} else {
+			b.buf = append(b.buf, line...)
+			b.ends = append(b.ends, len(b.buf))
+		}
 	}
 }
 
@@ -179,7 +199,7 @@ func (b *batch) add() *batchItem {
 		b.items = append(b.items, batchItem{})
 	}
 	it := &b.items[len(b.items)-1]
-	it.start, it.end, it.no, it.off, it.err, it.perr = 0, 0, 0, 0, nil, nil
+	it.line, it.no, it.off, it.err, it.perr = nil, 0, 0, nil, nil
 	return it
 }
 
@@ -230,7 +250,7 @@ func (b *batch) claimOne(i int, hs *hasher, ps *imalog.Parser, td *[]byte) bool 
 		if it.err != nil {
 			continue
 		}
-		arena, it.perr = ps.Parse(&it.ent, b.buf[it.start:it.end], it.no, it.off, arena)
+		arena, it.perr = ps.Parse(&it.ent, it.line, it.no, it.off, arena)
 		if it.perr == nil {
 			*td = hs.prepare(&it.ent, *td, &it.h)
 		}
@@ -285,7 +305,7 @@ func (e *evaluator) judge(b *batch, sc *lineScratch) bool {
 		// thread may not even be running): done again here.
 		for k := lo; k < hi; k++ {
 			it := &b.items[k]
-			if !e.line(sc, b.buf[it.start:it.end], it.no, it.off, it.err) {
+			if !e.line(sc, it.line, it.no, it.off, it.err) {
 				return false
 			}
 		}

@@ -26,22 +26,27 @@ var batchConfigs = []evalConfig{
 	{workers: 1, seqLines: 3, batchLines: 33, batchBytes: 1 << 20, held: 2},
 }
 
-// sameAsSequential evaluates log under every batch configuration and fails
-// unless each result equals the one-line-at-a-time evaluation's, which it
-// returns.
+// sameAsSequential evaluates log under every batch configuration, read
+// through a buffer and in place, and fails unless each result equals the
+// one-line-at-a-time evaluation's, which it returns.
 func sameAsSequential(t testing.TB, p *Policy, state State, in Input, log []byte) *Result {
 	t.Helper()
-	run := func(cfg evalConfig) *Result {
+	run := func(cfg evalConfig, inPlace bool) *Result {
 		in := in
 		if log != nil {
 			in.Log = bytes.NewReader(log)
+			if inPlace {
+				in.Log = imalog.InMemory(log)
+			}
 		}
 		return p.evaluate(state, in, cfg)
 	}
-	want := run(evalConfig{workers: 1, seqLines: -1})
+	want := run(evalConfig{workers: 1, seqLines: -1}, false)
 	for _, cfg := range batchConfigs {
-		if got := run(cfg); !reflect.DeepEqual(got, want) {
-			t.Fatalf("batched %+v:\n%s\nsequential:\n%s", cfg, dump(got), dump(want))
+		for _, inPlace := range []bool{false, true} {
+			if got := run(cfg, inPlace); !reflect.DeepEqual(got, want) {
+				t.Fatalf("batched %+v, in place %v:\n%s\nsequential:\n%s", cfg, inPlace, dump(got), dump(want))
+			}
 		}
 	}
 	return want
