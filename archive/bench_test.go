@@ -2,9 +2,7 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"runtime"
@@ -14,13 +12,8 @@ import (
 	"time"
 
 	"github.com/zest-attest/zest/fixtures/agent"
-	"github.com/zest-attest/zest/policygen"
-	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
-	"github.com/zest-attest/zest/verifier/ima"
-	"github.com/zest-attest/zest/verifier/keylime"
 	"github.com/zest-attest/zest/verifier/pull"
-	"github.com/zest-attest/zest/verifier/quote"
 )
 
 // benchSize reads a benchmark size from the environment (make bench keeps
@@ -185,32 +178,11 @@ func BenchmarkReplayReverify(b *testing.B) {
 	n := benchSize(b, "ZEST_BENCH_ARCHIVE_REAL_ROUNDS", 200)
 	ctx := context.Background()
 	a := agent.StartTest(b, agent.Options{BootAggregate: true})
-	sum := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
-	p := policygen.NewRuntimePolicy()
+	files := map[string]string{}
 	for i := 0; i < 10; i++ {
-		p.Digests[fmt.Sprintf("/usr/bin/f%d", i)] = []string{hex.EncodeToString(sum(fmt.Sprint(i)))}
+		files[fmt.Sprintf("/usr/bin/f%d", i)] = fmt.Sprint(i)
 	}
-	policyJSON, err := p.Marshal(policygen.FormatPretty)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rt, err := ima.Compile(p, ima.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tlsConf, err := keylime.AgentTLSConfig(a.ClientCert, a.Certificate())
-	if err != nil {
-		b.Fatal(err)
-	}
-	client, err := keylime.NewAgentClient(a.URL, tlsConf, keylime.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	akq, err := quote.ParseAK(a.AKPublic())
-	if err != nil {
-		b.Fatal(err)
-	}
-	target := &pull.Target{ID: a.UUID(), Client: client, AK: akq, Policies: verifier.Policies{Runtime: rt}}
+	target, policyJSON := pullTarget(b, a, files)
 	st := openTestStore(b, sqliteDSN(b))
 	signer := testSigner(b, "ecdsa-p256")
 	llog, err := OpenLocalLog(b.TempDir(), "zest.bench/log")
@@ -227,7 +199,7 @@ func BenchmarkReplayReverify(b *testing.B) {
 	for i := 0; i < n; i++ {
 		var lines []string
 		for j := 0; j < 10; j++ {
-			l, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum(fmt.Sprint(j)), fmt.Sprintf("/usr/bin/f%d", j), nil)
+			l, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum256(fmt.Sprint(j)), fmt.Sprintf("/usr/bin/f%d", j), nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
@@ -13,7 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zest-attest/zest/fixtures/agent"
+	"github.com/zest-attest/zest/policygen"
+	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
+	"github.com/zest-attest/zest/verifier/ima"
+	"github.com/zest-attest/zest/verifier/keylime"
+	"github.com/zest-attest/zest/verifier/pull"
+	"github.com/zest-attest/zest/verifier/quote"
 )
 
 // pgBase is the PostgreSQL every test uses (trust auth on loopback).
@@ -137,4 +145,37 @@ func openTestStore(t testing.TB, dsn string) Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+func sum256(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
+
+// pullTarget is a pull target for the test agent a, held to a runtime
+// policy allowing files (path → content); it returns the policy's JSON too.
+func pullTarget(t testing.TB, a *agent.Running, files map[string]string) (*pull.Target, []byte) {
+	t.Helper()
+	p := policygen.NewRuntimePolicy()
+	for path, content := range files {
+		p.Digests[path] = []string{hex.EncodeToString(sum256(content))}
+	}
+	policyJSON, err := p.Marshal(policygen.FormatPretty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := ima.Compile(p, ima.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := keylime.AgentTLSConfig(a.ClientCert, a.Certificate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := keylime.NewAgentClient(a.URL, tlsConf, keylime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := quote.ParseAK(a.AKPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pull.Target{ID: a.UUID(), Client: client, AK: ak, Policies: verifier.Policies{Runtime: rt}}, policyJSON
 }

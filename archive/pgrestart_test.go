@@ -3,8 +3,6 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,13 +15,9 @@ import (
 	"time"
 
 	"github.com/zest-attest/zest/fixtures/agent"
-	"github.com/zest-attest/zest/policygen"
 	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
-	"github.com/zest-attest/zest/verifier/ima"
-	"github.com/zest-attest/zest/verifier/keylime"
 	"github.com/zest-attest/zest/verifier/pull"
-	"github.com/zest-attest/zest/verifier/quote"
 	"github.com/zest-attest/zest/verifier/server"
 )
 
@@ -298,34 +292,11 @@ func TestPostgresRestartPull(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	sum := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
-	line, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum("bash"), "/usr/bin/bash", nil)
+	line, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum256("bash"), "/usr/bin/bash", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := policygen.NewRuntimePolicy()
-	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(sum("bash"))}
-	policyJSON, err := p.Marshal(policygen.FormatPretty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := ima.Compile(p, ima.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, err := keylime.AgentTLSConfig(a.ClientCert, a.Certificate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := keylime.NewAgentClient(a.URL, tlsConf, keylime.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	akq, err := quote.ParseAK(a.AKPublic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := &pull.Target{ID: a.UUID(), Client: client, AK: akq, Policies: verifier.Policies{Runtime: rt}}
+	target, policyJSON := pullTarget(t, a, map[string]string{"/usr/bin/bash": "bash"})
 	st := openTestStore(t, dsn)
 	signer := testSigner(t, "ecdsa-p256")
 	llog, err := OpenLocalLog(t.TempDir(), "zest.test/log")

@@ -2,19 +2,12 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/zest-attest/zest/fixtures/agent"
-	"github.com/zest-attest/zest/policygen"
-	"github.com/zest-attest/zest/verifier"
 	"github.com/zest-attest/zest/verifier/failure"
-	"github.com/zest-attest/zest/verifier/ima"
-	"github.com/zest-attest/zest/verifier/keylime"
 	"github.com/zest-attest/zest/verifier/pull"
-	"github.com/zest-attest/zest/verifier/quote"
 )
 
 // TestRecordAndReplay attests the TPM-backed test agent in pull mode,
@@ -34,37 +27,14 @@ func TestRecordAndReplay(t *testing.T) {
 func testRecordAndReplay(t *testing.T, dsn string) {
 	ctx := context.Background()
 	a := agent.StartTest(t, agent.Options{BootAggregate: true})
-	sum := func(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
 	line := func(path, content string) string {
-		l, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum(content), path, nil)
+		l, err := agent.IMALine(agent.TemplateIMANG, "sha256", sum256(content), path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l
 	}
-	p := policygen.NewRuntimePolicy()
-	p.Digests["/usr/bin/bash"] = []string{hex.EncodeToString(sum("bash"))}
-	policyJSON, err := p.Marshal(policygen.FormatPretty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := ima.Compile(p, ima.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, err := keylime.AgentTLSConfig(a.ClientCert, a.Certificate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := keylime.NewAgentClient(a.URL, tlsConf, keylime.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	akq, err := quote.ParseAK(a.AKPublic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := &pull.Target{ID: a.UUID(), Client: client, AK: akq, Policies: verifier.Policies{Runtime: rt}}
+	target, policyJSON := pullTarget(t, a, map[string]string{"/usr/bin/bash": "bash"})
 
 	st := openTestStore(t, dsn)
 	signer := testSigner(t, "ecdsa-p256")
