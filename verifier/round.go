@@ -26,7 +26,7 @@ const MaxMBLog = 16 << 20
 
 // Event ids of the round itself (the components add their own).
 const (
-	// IDNoEvidence: the round has nothing to evaluate (no policy at all).
+	// IDNoPolicy: the round has nothing to evaluate (no policy at all).
 	IDNoPolicy = "default.missing_policy"
 	// IDMBNoLog: a measured-boot policy is set but the agent sent no log.
 	IDMBNoLog = "measured_boot.missing_log"

@@ -27,7 +27,6 @@ const (
 	IMAParserEntry    = "ima.parser.entry"
 	IMAToMToU         = "ima.validation.tomtou"
 	IMAPCR            = "ima.validation.ima_pcr"
-	IMANoValidator    = "ima.validation.no_validator"
 	IMAInvalidEntryNB = "qoute_validation.invalid_ima_entry_nb"
 )
 
@@ -37,9 +36,3 @@ func InvalidPCR(n int) string { return "pcr_validation.invalid_pcr_" + strconv.I
 // MBInvalidPCR is "measured_boot.invalid_pcr_N": the boot event log replay
 // does not match the quoted PCR.
 func MBInvalidPCR(n int) string { return "measured_boot.invalid_pcr_" + strconv.Itoa(n) }
-
-// IMAValidation is "ima.validation.<template>.<reason>", e.g.
-// IMAValidation("ima-ng", "not_in_allowlist").
-func IMAValidation(template, reason string) string {
-	return "ima.validation." + template + "." + reason
-}
