@@ -3,17 +3,16 @@ package verifier
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/zest-attest/zest/digests"
 	"github.com/zest-attest/zest/digests/eventlog"
 	"github.com/zest-attest/zest/verifier/failure"
 	"github.com/zest-attest/zest/verifier/ima"
+	"github.com/zest-attest/zest/verifier/mb"
 	"github.com/zest-attest/zest/verifier/quote"
 )
 
@@ -312,12 +311,7 @@ func verifyMB(raw []byte, alg digests.Algorithm, pcrs map[int][]byte, required b
 	}
 	log, err := eventlog.Parse(raw)
 	if err != nil {
-		ctx := map[string]any{"error": err.Error()}
-		var pe *eventlog.ParseError
-		if errors.As(err, &pe) {
-			ctx["event"], ctx["offset"] = pe.Index, pe.Offset
-		}
-		fl.Errorf(failure.MBParser, ctx, "the UEFI event log could not be parsed: %v", err)
+		fl.Add(mb.VerifyFailures(err)...)
 		return nil
 	}
 	quoted := map[int][]byte{}
@@ -338,15 +332,9 @@ func verifyMB(raw []byte, alg digests.Algorithm, pcrs map[int][]byte, required b
 	}
 	v, err := eventlog.VerifyWithOptions(log, alg, quoted, eventlog.VerifyOptions{AllowQuirks: opts.AllowEventLogQuirks})
 	if err != nil {
-		var me *eventlog.MismatchError
-		if errors.As(err, &me) {
-			for _, m := range me.Mismatches {
-				fl.Rejectf(failure.MBInvalidPCR(m.PCR), map[string]any{"pcr": m.PCR, "expected": fmt.Sprintf("%x", m.Expected), "got": fmt.Sprintf("%x", m.Got)},
-					"%s boot event log PCR %d value does not match the quote: quoted %x, log replays to %x", strings.ToUpper(string(alg)), m.PCR, m.Expected, m.Got)
-			}
-			return nil
-		}
-		fl.Errorf(failure.MBParser, map[string]any{"error": err.Error()}, "the UEFI event log could not be replayed: %v", err)
+		// Mismatches become measured_boot.invalid_pcr_N rejections,
+		// anything else one measured_boot.parser error.
+		fl.Add(mb.VerifyFailures(err)...)
 		return nil
 	}
 	res.MBPCRs = slices.Sorted(maps.Keys(quoted))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,16 @@ func TestVerifyFailures(t *testing.T) {
 		{"PCR 10 not quoted", n.ak.Key(), "n", func() Evidence { return n.round("n", 0x3ff, 0) }, Policies{Runtime: rt}, failure.VerdictRejected, failure.PCRMissing},
 		{"no IMA list", n.ak.Key(), "n", func() Evidence { e := n.round("n", 0x7ff, 0); e.IMAList = nil; return e }, Policies{Runtime: rt}, failure.VerdictError, IDNoIMAList},
 		{"tpm policy mismatch", n.ak.Key(), "n", func() Evidence { return n.round("n", 1<<15, 0) }, Policies{TPM: pinned}, failure.VerdictRejected, failure.InvalidPCR(15)},
+		{"mb log not what the TPM holds", n.ak.Key(), "n", func() Evidence {
+			e := n.round("n", Policies{MB: acceptAll{}}.Mask(false), 0)
+			e.MBLog = secureBootLog(t)
+			return e
+		}, Policies{MB: acceptAll{}}, failure.VerdictRejected, failure.MBInvalidPCR(0)},
+		{"mb log garbage", n.ak.Key(), "n", func() Evidence {
+			e := n.round("n", Policies{MB: acceptAll{}}.Mask(false), 0)
+			e.MBLog = []byte("not an event log")
+			return e
+		}, Policies{MB: acceptAll{}}, failure.VerdictError, failure.MBParser},
 		{"mb policy without log", n.ak.Key(), "n", func() Evidence { return n.round("n", Policies{MB: acceptAll{}}.Mask(false), 0) }, Policies{MB: acceptAll{}}, failure.VerdictError, IDMBNoLog},
 	}
 	for _, tt := range tests {
@@ -227,4 +238,13 @@ func TestVerifyRebootMidList(t *testing.T) {
 	if !r2.Rebooted || r2.Verdict != failure.VerdictError || !hasID(r2.Failures, failure.IMAInvalidEntryNB) || r2.Next.IMA.NextEntry != 0 {
 		t.Fatalf("reboot mid-list: rebooted=%v %v %v next=%d", r2.Rebooted, r2.Verdict, r2.Failures, r2.Next.IMA.NextEntry)
 	}
+}
+
+func secureBootLog(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../fixtures/eventlog/binary_bios_measurements-secureboot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
